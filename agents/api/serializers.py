@@ -1,0 +1,192 @@
+from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers
+
+from agents.choices import DEFAULT_RETRY_CONFIG, MASK, SECRET_AUTH_KEYS, AgentStatus, AuthType
+from agents.models import Agent
+from core.api.serializers import StrictModelSerializer, StrictSerializer
+
+_AUTH_FIELDS = {
+    AuthType.NONE: {},
+    AuthType.BEARER: {"token": True},
+    AuthType.APIKEY: {"key": True, "header_name": False},
+}
+DEFAULT_APIKEY_HEADER = "X-API-Key"
+
+
+class RetryConfigSerializer(StrictSerializer):
+    max_retries = serializers.IntegerField(min_value=0, max_value=10, default=DEFAULT_RETRY_CONFIG["max_retries"])
+    initial_delay_ms = serializers.IntegerField(
+        min_value=0, max_value=600_000, default=DEFAULT_RETRY_CONFIG["initial_delay_ms"]
+    )
+    max_delay_ms = serializers.IntegerField(min_value=0, max_value=3_600_000, default=DEFAULT_RETRY_CONFIG["max_delay_ms"])
+    backoff_multiplier = serializers.FloatField(
+        min_value=1.0, max_value=10.0, default=DEFAULT_RETRY_CONFIG["backoff_multiplier"]
+    )
+
+
+@extend_schema_field(
+    {
+        "type": "object",
+        "description": (
+            "Depends on auth_type. none: {}. bearer: {token}. apikey: {key, header_name (default "
+            "X-API-Key)}. Secrets are write-only: responses show them as '********', and sending "
+            "'********' back keeps the stored secret."
+        ),
+        "example": {"token": MASK},
+    }
+)
+class AuthConfigField(serializers.JSONField):
+    def to_representation(self, value):
+        value = dict(value or {})
+        return {key: (MASK if key in SECRET_AUTH_KEYS and item else item) for key, item in value.items()}
+
+
+_AGENT_EXAMPLE = {
+    "id": "3f1c2a55-6b1d-4d8e-9a57-0c4f7e2b1a10",
+    "name": "summarizer",
+    "url": "http://agents.internal:9001/",
+    "description": "Summarises documents.",
+    "auth_type": "bearer",
+    "auth_config": {"token": MASK},
+    "timeout_ms": 30000,
+    "retry_config": DEFAULT_RETRY_CONFIG,
+    "status": "active",
+    "created_at": "2026-11-25T10:00:00Z",
+    "updated_at": "2026-11-25T10:00:00Z",
+    "created_by": "alice",
+    "updated_by": "alice",
+}
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Bearer-protected agent",
+            request_only=True,
+            value={
+                "name": "summarizer",
+                "url": "http://agents.internal:9001/",
+                "description": "Summarises documents.",
+                "auth_type": "bearer",
+                "auth_config": {"token": "s3cr3t-token"},
+                "timeout_ms": 30000,
+                "retry_config": {"max_retries": 3, "initial_delay_ms": 1000},
+            },
+        ),
+        OpenApiExample("Agent", response_only=True, value=_AGENT_EXAMPLE),
+    ]
+)
+class AgentSerializer(StrictModelSerializer):
+    url = serializers.URLField(max_length=2048, help_text="Base URL of the agent's A2A endpoint (http or https).")
+    auth_config = AuthConfigField(required=False)
+    timeout_ms = serializers.IntegerField(min_value=1000, max_value=300_000, required=False)
+    retry_config = RetryConfigSerializer(required=False)
+    status = serializers.ChoiceField(
+        choices=[AgentStatus.ACTIVE, AgentStatus.INACTIVE],
+        required=False,
+        help_text="active or inactive; DELETE sets deleted.",
+    )
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "name",
+            "url",
+            "description",
+            "auth_type",
+            "auth_config",
+            "timeout_ms",
+            "retry_config",
+            "status",
+            "created_at",
+            "updated_at",
+            "created_by",
+            "updated_by",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at", "created_by", "updated_by"]
+        # The name must be unique among non-deleted agents only: the service checks it (409).
+        validators = []
+        extra_kwargs = {"name": {"validators": []}, "description": {"max_length": 10_000}}
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["status"] = instance.status  # the choice field above lists only the writable values
+        return data
+
+    def validate_name(self, value):
+        if not value.strip():
+            raise serializers.ValidationError("Must not be blank.", code="blank")
+        return value.strip()
+
+    def validate_url(self, value):
+        if not value.lower().startswith(("http://", "https://")):
+            raise serializers.ValidationError("Must be an http or https URL.", code="invalid")
+        return value
+
+    def validate(self, attrs):
+        instance = self.instance
+        auth_type = attrs.get("auth_type", instance.auth_type if instance else AuthType.NONE)
+        if "auth_config" in attrs or "auth_type" in attrs or instance is None:
+            given = attrs.get("auth_config")
+            if given is None and "auth_config" not in attrs and instance is not None and instance.auth_type == auth_type:
+                given = instance.auth_config
+            previous = instance.auth_config if instance and instance.auth_type == auth_type else {}
+            attrs["auth_config"] = _clean_auth_config(auth_type, given or {}, previous)
+        if "retry_config" in attrs:
+            base = dict(DEFAULT_RETRY_CONFIG)
+            if self.partial and instance is not None:
+                base.update(instance.retry_config or {})
+            merged = {**base, **attrs["retry_config"]}
+            if merged["max_delay_ms"] < merged["initial_delay_ms"]:
+                raise serializers.ValidationError(
+                    {"retry_config": {"max_delay_ms": ["Must be at least initial_delay_ms."]}}
+                )
+            attrs["retry_config"] = merged
+        return attrs
+
+
+def _clean_auth_config(auth_type: str, given, previous: dict) -> dict:
+    """Validates auth_config for its auth_type; a masked secret sent back keeps the stored one."""
+    if not isinstance(given, dict):
+        raise serializers.ValidationError({"auth_config": ["Must be a JSON object."]})
+    spec = _AUTH_FIELDS[AuthType(auth_type)]
+    errors = {}
+    for key in given:
+        if key not in spec:
+            errors[key] = [f"Not allowed when auth_type is {auth_type!r}."]
+    cleaned = {}
+    for key, required in spec.items():
+        value = given.get(key)
+        if key in SECRET_AUTH_KEYS and value == MASK:
+            value = previous.get(key)
+        if value is None or value == "":
+            if required:
+                errors[key] = [f"Required when auth_type is {auth_type!r}."]
+            continue
+        if not isinstance(value, str):
+            errors[key] = ["Must be a string."]
+        elif len(value) > 4096:
+            errors[key] = ["Must be at most 4096 characters."]
+        elif any(ch in value for ch in "\r\n"):
+            errors[key] = ["Must not contain line breaks."]
+        else:
+            cleaned[key] = value
+    if auth_type == AuthType.APIKEY and "header_name" not in errors:
+        cleaned.setdefault("header_name", DEFAULT_APIKEY_HEADER)
+    if errors:
+        raise serializers.ValidationError({"auth_config": errors})
+    return cleaned
+
+
+class AgentHealthSerializer(serializers.Serializer):
+    agent_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=["healthy", "unhealthy"])
+    checked_at = serializers.DateTimeField()
+    latency_ms = serializers.FloatField(allow_null=True)
+    card_url = serializers.CharField(allow_null=True, help_text="Where the agent card was found or last looked for.")
+    http_status = serializers.IntegerField(allow_null=True)
+    card = serializers.DictField(allow_null=True, help_text="The agent card (A2A AgentCard) when one was fetched.")
+    error = serializers.CharField(allow_null=True)

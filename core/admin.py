@@ -1,0 +1,32 @@
+from django.contrib import admin
+from rest_framework_api_key.models import APIKey as LibraryApiKey
+
+from core.models import ApiKey
+
+# The library's own key model is unused (ours has a UUID id, a user and a role).
+if admin.site.is_registered(LibraryApiKey):
+    admin.site.unregister(LibraryApiKey)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Read and revoke only: keys are created through the API or `manage.py create_api_key`,
+    which show the secret once."""
+
+    list_display = ("name", "prefix", "user", "role", "created_at", "expiry_date", "last_used_at", "revoked")
+    list_filter = ("role", "revoked")
+    search_fields = ("name", "prefix", "user__username")
+    readonly_fields = ("id", "name", "prefix", "user", "role", "created_at", "created_by", "expiry_date",
+                       "last_used_at", "revoked_at")
+    exclude = ("hashed_key",)
+    actions = ["revoke_keys"]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Revoke selected API keys")
+    def revoke_keys(self, request, queryset):
+        from django.utils import timezone
+
+        count = queryset.filter(revoked=False).update(revoked=True, revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} key(s).")

@@ -1,0 +1,86 @@
+import math
+
+from rest_framework.pagination import BasePagination
+from rest_framework.response import Response
+
+from core.api.exceptions import UnprocessableEntity
+
+
+def _int_param(request, name: str, default: int, minimum: int, maximum: int | None, errors: dict) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        errors[name] = [f"Must be an integer, got {raw!r}."]
+        return default
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+        errors[name] = [f"Must be {bound}, got {value}."]
+    return value
+
+
+class PageNumberPagination(BasePagination):
+    """`?page=&page_size=` with the body {items, total, page, page_size, total_pages}.
+
+    Out-of-range values are a 422, not a silent clamp; a page past the end is an empty page.
+    """
+
+    page_size = 20
+    max_page_size = 100
+
+    def paginate_queryset(self, queryset, request, view=None):
+        errors = {}
+        page = _int_param(request, "page", 1, 1, None, errors)
+        size = _int_param(request, "page_size", self.page_size, 1, self.max_page_size, errors)
+        if errors:
+            raise UnprocessableEntity(errors)
+        self.page, self.page_size_used = page, size
+        self.total = queryset.count()
+        offset = (page - 1) * size
+        if offset >= self.total:
+            return []
+        return list(queryset[offset : offset + size])
+
+    def get_paginated_response(self, data):
+        return Response(
+            {
+                "items": data,
+                "total": self.total,
+                "page": self.page,
+                "page_size": self.page_size_used,
+                "total_pages": math.ceil(self.total / self.page_size_used) if self.total else 0,
+            }
+        )
+
+    def get_paginated_response_schema(self, schema):
+        return {
+            "type": "object",
+            "required": ["items", "total", "page", "page_size", "total_pages"],
+            "properties": {
+                "items": schema,
+                "total": {"type": "integer", "example": 123},
+                "page": {"type": "integer", "example": 1},
+                "page_size": {"type": "integer", "example": 20},
+                "total_pages": {"type": "integer", "example": 7},
+            },
+        }
+
+    def get_schema_operation_parameters(self, view):
+        return [
+            {
+                "name": "page",
+                "required": False,
+                "in": "query",
+                "description": "Page number, from 1.",
+                "schema": {"type": "integer", "minimum": 1, "default": 1},
+            },
+            {
+                "name": "page_size",
+                "required": False,
+                "in": "query",
+                "description": f"Items per page, 1 to {self.max_page_size}.",
+                "schema": {"type": "integer", "minimum": 1, "maximum": self.max_page_size, "default": self.page_size},
+            },
+        ]

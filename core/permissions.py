@@ -1,0 +1,31 @@
+from rest_framework import permissions
+
+from core.roles import Role, has_role, request_role
+
+SAFE_ACTIONS = {"list", "retrieve", "metadata"}
+
+
+class HasRole(permissions.BasePermission):
+    """Allows a request when its role reaches the one the view asks for this action.
+
+    Views say what they need with `read_role` (safe methods, default viewer), `write_role`
+    (other methods, default editor) and `action_roles` ({action name: role}) for the rest.
+    """
+
+    message = "Your role does not allow this action."
+
+    def has_permission(self, request, view):
+        if not request.user or not request.user.is_authenticated:
+            return False
+        return has_role(request_role(request), required_role(view, request))
+
+
+def required_role(view, request=None) -> Role:
+    action = getattr(view, "action", None)
+    action_roles = getattr(view, "action_roles", {})
+    if action in action_roles:
+        return Role(action_roles[action])
+    method = (request.method if request is not None else "GET").upper()
+    if method in permissions.SAFE_METHODS or action in SAFE_ACTIONS:
+        return Role(getattr(view, "read_role", Role.VIEWER))
+    return Role(getattr(view, "write_role", Role.EDITOR))

@@ -1,0 +1,91 @@
+from django.conf import settings
+from django.utils.crypto import constant_time_compare
+from django_prometheus.exports import ExportToDjangoView
+from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
+from rest_framework import permissions, serializers
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api.exceptions import error_body
+from core.health import readiness
+
+def _readiness_body(name: str):
+    check = inline_serializer(
+        "DependencyCheck",
+        {
+            "status": serializers.ChoiceField(choices=["ok", "error"]),
+            "latency_ms": serializers.FloatField(),
+            "error": serializers.CharField(required=False),
+        },
+    )
+    return inline_serializer(name, {"status": serializers.CharField(), "checks": serializers.DictField(child=check)})
+
+
+class _PublicView(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+    renderer_classes = [JSONRenderer]
+
+
+class LivenessView(_PublicView):
+    @extend_schema(
+        summary="Liveness",
+        description="Answers while the process serves requests. Touches no dependency.",
+        tags=["system"],
+        responses={
+            200: inline_serializer("Liveness", {"status": serializers.CharField()}),
+        },
+        examples=[OpenApiExample("Alive", value={"status": "ok"}, response_only=True)],
+    )
+    def get(self, request):
+        return Response({"status": "ok"})
+
+
+class ReadinessView(_PublicView):
+    @extend_schema(
+        summary="Readiness",
+        description=(
+            "Checks the database and every configured dependency (Redis when REDIS_URL is set, "
+            "Kafka when KAFKA_BOOTSTRAP_SERVERS is set). 503 names the failing check."
+        ),
+        tags=["system"],
+        responses={
+            (200, "application/json"): _readiness_body("Readiness"),
+            (503, "application/json"): _readiness_body("NotReady"),
+        },
+        examples=[
+            OpenApiExample(
+                "Ready",
+                value={"status": "ok", "checks": {"database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.8}}},
+                response_only=True,
+                status_codes=["200"],
+            ),
+            OpenApiExample(
+                "Database down",
+                value={
+                    "status": "unavailable",
+                    "checks": {"database": {"status": "error", "error": "OperationalError: connection refused", "latency_ms": 3.1}},
+                },
+                response_only=True,
+                status_codes=["503"],
+            ),
+        ],
+    )
+    def get(self, request):
+        ready, checks = readiness()
+        return Response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+
+
+def metrics_view(request):
+    """Prometheus metrics; protected by METRICS_TOKEN when that setting is set."""
+    token = settings.METRICS_TOKEN
+    if token:
+        scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not constant_time_compare(given.strip(), token):
+            from django.http import JsonResponse
+
+            response = JsonResponse(error_body(request, 401, "A valid metrics token is required."), status=401)
+            response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+            return response
+    return ExportToDjangoView(request)

@@ -1,0 +1,56 @@
+import pytest
+from django.contrib.auth.models import Group
+from rest_framework.test import APIClient
+
+from core.roles import Role
+from core.services import api_key_create
+from tests.factories import UserFactory
+
+ROLES = [Role.VIEWER, Role.OPERATOR, Role.EDITOR, Role.ADMIN]
+
+
+def make_user(username: str, role: Role | None):
+    user = UserFactory(username=username)
+    if role is not None:
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
+    return user
+
+
+@pytest.fixture
+def anon():
+    return APIClient()
+
+
+@pytest.fixture
+def client_for(db):
+    """client_for(role) -> an APIClient authenticated with an API key of that role."""
+
+    def build(role: Role, username: str | None = None):
+        user = make_user(username or f"{role}-user", role)
+        api_key, raw = api_key_create(user=user, role=role, name=f"{role} key")
+        client = APIClient()
+        client.credentials(HTTP_X_API_KEY=raw)
+        client.user, client.api_key, client.raw_key = user, api_key, raw
+        return client
+
+    return build
+
+
+@pytest.fixture
+def viewer(client_for):
+    return client_for(Role.VIEWER)
+
+
+@pytest.fixture
+def operator(client_for):
+    return client_for(Role.OPERATOR)
+
+
+@pytest.fixture
+def editor(client_for):
+    return client_for(Role.EDITOR)
+
+
+@pytest.fixture
+def admin(client_for):
+    return client_for(Role.ADMIN)
