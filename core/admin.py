@@ -16,8 +16,18 @@ class ApiKeyAdmin(admin.ModelAdmin):
     list_display = ("name", "prefix", "user", "role", "created_at", "expiry_date", "last_used_at", "revoked")
     list_filter = ("role", "revoked")
     search_fields = ("name", "prefix", "user__username")
-    readonly_fields = ("id", "name", "prefix", "user", "role", "created_at", "created_by", "expiry_date",
-                       "last_used_at", "revoked_at")
+    readonly_fields = (
+        "id",
+        "name",
+        "prefix",
+        "user",
+        "role",
+        "created_at",
+        "created_by",
+        "expiry_date",
+        "last_used_at",
+        "revoked_at",
+    )
     exclude = ("hashed_key",)
     actions = ["revoke_keys"]
 

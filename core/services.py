@@ -12,9 +12,7 @@ from core.roles import Role
 
 def api_key_create(*, user, role: Role, name: str, expires_at: datetime | None = None, created_by=None):
     """Creates a key and returns (key, raw secret). The secret is not stored and cannot be shown again."""
-    return ApiKey.objects.create_key(
-        user=user, role=role, name=name, expiry_date=expires_at, created_by=created_by
-    )
+    return ApiKey.objects.create_key(user=user, role=role, name=name, expiry_date=expires_at, created_by=created_by)
 
 
 def api_key_revoke(*, api_key: ApiKey) -> ApiKey:

@@ -8,18 +8,26 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.api.exceptions import error_body
+from core.api.serializers import ErrorSerializer
 from core.health import readiness
 
-def _readiness_body(name: str):
-    check = inline_serializer(
-        "DependencyCheck",
-        {
-            "status": serializers.ChoiceField(choices=["ok", "error"]),
-            "latency_ms": serializers.FloatField(),
-            "error": serializers.CharField(required=False),
-        },
-    )
-    return inline_serializer(name, {"status": serializers.CharField(), "checks": serializers.DictField(child=check)})
+
+class DependencyCheckSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["ok", "error"])
+    latency_ms = serializers.FloatField()
+    error = serializers.CharField(required=False)
+
+
+class ReadinessSerializer(serializers.Serializer):
+    status = serializers.CharField()
+    checks = serializers.DictField(child=DependencyCheckSerializer())
+
+
+class NotReadySerializer(ErrorSerializer):
+    """The usual error body plus the checks."""
+
+    status = serializers.CharField()
+    checks = serializers.DictField(child=DependencyCheckSerializer())
 
 
 class _PublicView(APIView):
@@ -51,21 +59,36 @@ class ReadinessView(_PublicView):
         ),
         tags=["system"],
         responses={
-            (200, "application/json"): _readiness_body("Readiness"),
-            (503, "application/json"): _readiness_body("NotReady"),
+            (200, "application/json"): ReadinessSerializer,
+            (503, "application/json"): NotReadySerializer,
         },
         examples=[
             OpenApiExample(
                 "Ready",
-                value={"status": "ok", "checks": {"database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.8}}},
+                value={
+                    "status": "ok",
+                    "checks": {"database": {"status": "ok", "vendor": "postgresql", "latency_ms": 0.8}},
+                },
                 response_only=True,
                 status_codes=["200"],
             ),
             OpenApiExample(
                 "Database down",
                 value={
+                    "error": "service_unavailable",
+                    "detail": "Not ready: database unavailable.",
+                    "status_code": 503,
+                    "timestamp": "2026-11-25T10:00:00Z",
+                    "path": "/health/ready",
+                    "request_id": "6c1e0f7d2b9a4e51a7c3",
                     "status": "unavailable",
-                    "checks": {"database": {"status": "error", "error": "OperationalError: connection refused", "latency_ms": 3.1}},
+                    "checks": {
+                        "database": {
+                            "status": "error",
+                            "error": "OperationalError: connection refused",
+                            "latency_ms": 3.1,
+                        }
+                    },
                 },
                 response_only=True,
                 status_codes=["503"],
@@ -74,7 +97,12 @@ class ReadinessView(_PublicView):
     )
     def get(self, request):
         ready, checks = readiness()
-        return Response({"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503)
+        if ready:
+            return Response({"status": "ok", "checks": checks})
+        failing = ", ".join(name for name, check in checks.items() if check["status"] != "ok")
+        # The usual error body, plus the checks, so probes and people both see what is down.
+        body = error_body(request, 503, f"Not ready: {failing} unavailable.")
+        return Response({**body, "status": "unavailable", "checks": checks}, status=503)
 
 
 def metrics_view(request):

@@ -18,7 +18,9 @@ class RetryConfigSerializer(StrictSerializer):
     initial_delay_ms = serializers.IntegerField(
         min_value=0, max_value=600_000, default=DEFAULT_RETRY_CONFIG["initial_delay_ms"]
     )
-    max_delay_ms = serializers.IntegerField(min_value=0, max_value=3_600_000, default=DEFAULT_RETRY_CONFIG["max_delay_ms"])
+    max_delay_ms = serializers.IntegerField(
+        min_value=0, max_value=3_600_000, default=DEFAULT_RETRY_CONFIG["max_delay_ms"]
+    )
     backoff_multiplier = serializers.FloatField(
         min_value=1.0, max_value=10.0, default=DEFAULT_RETRY_CONFIG["backoff_multiplier"]
     )
@@ -131,7 +133,12 @@ class AgentSerializer(StrictModelSerializer):
         auth_type = attrs.get("auth_type", instance.auth_type if instance else AuthType.NONE)
         if "auth_config" in attrs or "auth_type" in attrs or instance is None:
             given = attrs.get("auth_config")
-            if given is None and "auth_config" not in attrs and instance is not None and instance.auth_type == auth_type:
+            if (
+                given is None
+                and "auth_config" not in attrs
+                and instance is not None
+                and instance.auth_type == auth_type
+            ):
                 given = instance.auth_config
             previous = instance.auth_config if instance and instance.auth_type == auth_type else {}
             attrs["auth_config"] = _clean_auth_config(auth_type, given or {}, previous)

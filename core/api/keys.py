@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from core import services
-from core.api.serializers import StrictModelSerializer, StrictSerializer
+from core.api.serializers import StrictCharField, StrictModelSerializer, StrictSerializer
 from core.api.viewsets import BaseViewSet
 from core.models import ApiKey
 from core.roles import Role
@@ -36,8 +36,19 @@ class ApiKeySerializer(StrictModelSerializer):
 
     class Meta:
         model = ApiKey
-        fields = ["id", "name", "prefix", "role", "user", "created_at", "created_by", "expires_at",
-                  "last_used_at", "revoked", "revoked_at"]
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "role",
+            "user",
+            "created_at",
+            "created_by",
+            "expires_at",
+            "last_used_at",
+            "revoked",
+            "revoked_at",
+        ]
         read_only_fields = fields
 
 
@@ -48,16 +59,20 @@ class ApiKeySerializer(StrictModelSerializer):
             value={"name": "ci-pipeline", "role": "operator", "user": "ci-bot", "expires_in_days": 90},
             request_only=True,
         ),
-        OpenApiExample("Created key (the only time `key` is shown)",
-                       value={**_KEY_EXAMPLE, "key": "Xy12AbCd.q9Wm3T7pLk2VbN8sR4zE6yU1cH5jF0aG"},
-                       response_only=True),
+        OpenApiExample(
+            "Created key (the only time `key` is shown)",
+            value={**_KEY_EXAMPLE, "key": "Xy12AbCd.q9Wm3T7pLk2VbN8sR4zE6yU1cH5jF0aG"},
+            response_only=True,
+        ),
     ]
 )
 class ApiKeyCreateSerializer(StrictSerializer):
-    name = serializers.CharField(max_length=50)
+    name = StrictCharField(max_length=50)
     role = serializers.ChoiceField(choices=Role.choices)
     user = serializers.SlugRelatedField(
-        slug_field="username", queryset=get_user_model().objects.filter(is_active=True), required=False,
+        slug_field="username",
+        queryset=get_user_model().objects.filter(is_active=True),
+        required=False,
         help_text="Username the key acts for; defaults to the caller.",
     )
     expires_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -88,12 +103,20 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 @extend_schema_view(
     list=extend_schema(summary="List API keys", tags=["api-keys"]),
     retrieve=extend_schema(summary="Get an API key", tags=["api-keys"]),
-    create=extend_schema(summary="Create an API key", tags=["api-keys"],
-                         description="The secret is in the response once and is stored only as a hash.",
-                         request=ApiKeyCreateSerializer, responses={201: ApiKeyCreatedSerializer}),
-    revoke=extend_schema(summary="Revoke an API key", tags=["api-keys"], request=None,
-                         description="Takes effect on the next request. Revoking cannot be undone.",
-                         responses={200: ApiKeySerializer}),
+    create=extend_schema(
+        summary="Create an API key",
+        tags=["api-keys"],
+        description="The secret is in the response once and is stored only as a hash.",
+        request=ApiKeyCreateSerializer,
+        responses={201: ApiKeyCreatedSerializer},
+    ),
+    revoke=extend_schema(
+        summary="Revoke an API key",
+        tags=["api-keys"],
+        request=None,
+        description="Takes effect on the next request. Revoking cannot be undone.",
+        responses={200: ApiKeySerializer},
+    ),
 )
 class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
     queryset = ApiKey.objects.select_related("user", "created_by")
@@ -109,8 +132,11 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSe
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         api_key, raw = services.api_key_create(
-            user=data.get("user") or request.user, role=data["role"], name=data["name"],
-            expires_at=data.get("expires_at"), created_by=request.user,
+            user=data.get("user") or request.user,
+            role=data["role"],
+            name=data["name"],
+            expires_at=data.get("expires_at"),
+            created_by=request.user,
         )
         api_key.key = raw
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)

@@ -25,7 +25,10 @@ _EXAMPLES = {
         "detail": "Request validation failed",
         "errors": [{"field": "url", "message": "Enter a valid URL.", "type": "invalid"}],
     },
-    "500": {"error": "internal_error", "detail": "An unexpected error occurred. Quote the request id when reporting it."},
+    "500": {
+        "error": "internal_error",
+        "detail": "An unexpected error occurred. Quote the request id when reporting it.",
+    },
 }
 
 
@@ -56,7 +59,7 @@ class AutoSchema(SpectacularAutoSchema):
             codes += ["401", "403"]
         if "{" in path:
             codes.append("404")
-        if method in ("POST", "PUT", "PATCH") or self._is_list_action():
+        if method in ("POST", "PUT", "PATCH") or self._is_list_view():
             codes.append("422")
         codes += getattr(self.view, "extra_error_codes", {}).get(getattr(self.view, "action", None), [])
         codes.append("500")

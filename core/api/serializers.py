@@ -1,3 +1,4 @@
+from django.db import models
 from rest_framework import serializers
 
 from core.api.exceptions import BODY_FIELD
@@ -23,12 +24,25 @@ class StrictFieldsMixin:
         return super().to_internal_value(data)
 
 
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of turning them into text."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class StrictSerializer(StrictFieldsMixin, serializers.Serializer):
     pass
 
 
 class StrictModelSerializer(StrictFieldsMixin, serializers.ModelSerializer):
-    pass
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.CharField: StrictCharField,
+        models.TextField: StrictCharField,
+    }
 
 
 class ErrorItemSerializer(serializers.Serializer):
