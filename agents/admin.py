@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from agents.choices import MASK, SECRET_AUTH_KEYS
+from agents.api.serializers import mask_auth_config
 from agents.models import Agent
 
 
@@ -15,10 +15,10 @@ class AgentAdmin(admin.ModelAdmin):
 
     @admin.display(description="Auth config")
     def masked_auth_config(self, obj):
-        return {key: (MASK if key in SECRET_AUTH_KEYS else value) for key, value in (obj.auth_config or {}).items()}
+        return mask_auth_config(obj.auth_config)
 
     def save_model(self, request, obj, form, change):
         if not change:
-            obj.created_by = request.user
-        obj.updated_by = request.user
+            obj.created_by = request.user.get_username()
+        obj.updated_by = request.user.get_username()
         super().save_model(request, obj, form, change)

@@ -1,8 +1,7 @@
 import uuid
 
-from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 from agents.choices import DEFAULT_RETRY_CONFIG, DEFAULT_TIMEOUT_MS, AgentStatus, AuthType
 
@@ -26,12 +25,9 @@ class Agent(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
-    updated_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
-    )
+    # Usernames, not foreign keys: they read without a join and survive the user's deletion.
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    updated_by = models.CharField(max_length=150, blank=True, default="")
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -42,8 +38,15 @@ class Agent(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["status", "-created_at"], name="agent_status_created_idx"),
-            models.Index(fields=["created_at"], name="agent_created_idx"),
+            # The default list: live agents, newest first. Partial, so deleted rows cost nothing,
+            # and it covers (created_at, id) so counts and deep pages are index-only scans.
+            models.Index(
+                F("created_at").desc(),
+                F("id").desc(),
+                condition=Q(status__in=[AgentStatus.ACTIVE, AgentStatus.INACTIVE]),
+                name="agent_live_created_idx",
+            ),
+            models.Index(fields=["status", "-created_at", "-id"], name="agent_status_created_idx"),
             models.Index(fields=["name"], name="agent_name_idx"),
         ]
 

@@ -18,7 +18,7 @@ def _ensure_name_free(name: str, *, exclude_id=None) -> None:
 
 def agent_create(*, user, data: dict) -> Agent:
     _ensure_name_free(data["name"])
-    agent = Agent(**data, created_by=user, updated_by=user)
+    agent = Agent(**data, created_by=user.get_username(), updated_by=user.get_username())
     try:
         with transaction.atomic():
             agent.save()
@@ -32,7 +32,7 @@ def agent_update(*, agent: Agent, user, data: dict) -> Agent:
         _ensure_name_free(data["name"], exclude_id=agent.pk)
     for field, value in data.items():
         setattr(agent, field, value)
-    agent.updated_by = user
+    agent.updated_by = user.get_username()
     try:
         with transaction.atomic():
             agent.save()
@@ -45,5 +45,5 @@ def agent_delete(*, agent: Agent, user) -> None:
     """Soft delete: the row stays for history and old runs; the name becomes free again."""
     agent.status = AgentStatus.DELETED
     agent.deleted_at = timezone.now()
-    agent.updated_by = user
+    agent.updated_by = user.get_username()
     agent.save(update_fields=["status", "deleted_at", "updated_by", "updated_at"])

@@ -34,7 +34,8 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         prefix, dot, _ = raw.partition(".")
         key = None
         if dot and prefix:
-            key = ApiKey.objects.select_related("user").filter(prefix=prefix).first()
+            # prefix is unique: no ORDER BY, no LIMIT to plan, one indexed lookup joined to the user.
+            key = next(iter(ApiKey.objects.select_related("user").filter(prefix=prefix).order_by()), None)
         if key is None or not key.is_valid(raw):
             raise exceptions.AuthenticationFailed("Invalid API key.")
         if key.revoked:

@@ -3,7 +3,7 @@ from rest_framework import serializers
 
 from agents.choices import DEFAULT_RETRY_CONFIG, MASK, SECRET_AUTH_KEYS, AgentStatus, AuthType
 from agents.models import Agent
-from core.api.serializers import StrictModelSerializer, StrictSerializer
+from core.api.serializers import StrictModelSerializer, StrictSerializer, iso_datetime
 
 _AUTH_FIELDS = {
     AuthType.NONE: {},
@@ -39,8 +39,11 @@ class RetryConfigSerializer(StrictSerializer):
 )
 class AuthConfigField(serializers.JSONField):
     def to_representation(self, value):
-        value = dict(value or {})
-        return {key: (MASK if key in SECRET_AUTH_KEYS and item else item) for key, item in value.items()}
+        return mask_auth_config(value)
+
+
+def mask_auth_config(value) -> dict:
+    return {key: (MASK if key in SECRET_AUTH_KEYS and item else item) for key, item in (value or {}).items()}
 
 
 _AGENT_EXAMPLE = {
@@ -88,8 +91,6 @@ class AgentSerializer(StrictModelSerializer):
         required=False,
         help_text="active or inactive; DELETE sets deleted.",
     )
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    updated_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
     class Meta:
         model = Agent
@@ -113,10 +114,24 @@ class AgentSerializer(StrictModelSerializer):
         validators = []
         extra_kwargs = {"name": {"validators": []}, "description": {"max_length": 10_000}}
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        data["status"] = instance.status  # the choice field above lists only the writable values
-        return data
+    def to_representation(self, agent):
+        # Written out rather than walked field by field: lists render hundreds of these, and DRF's
+        # generic path costs several times more. tests/agents check it matches the declared fields.
+        return {
+            "id": str(agent.id),
+            "name": agent.name,
+            "url": agent.url,
+            "description": agent.description,
+            "auth_type": agent.auth_type,
+            "auth_config": mask_auth_config(agent.auth_config),
+            "timeout_ms": agent.timeout_ms,
+            "retry_config": agent.retry_config,
+            "status": agent.status,
+            "created_at": iso_datetime(agent.created_at),
+            "updated_at": iso_datetime(agent.updated_at),
+            "created_by": agent.created_by,
+            "updated_by": agent.updated_by,
+        }
 
     def validate_name(self, value):
         if not value.strip():

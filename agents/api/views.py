@@ -52,7 +52,7 @@ class AgentViewSet(
     mixins.DestroyModelMixin,
     BaseViewSet,
 ):
-    queryset = Agent.objects.select_related("created_by", "updated_by")
+    queryset = Agent.objects.all()
     serializer_class = AgentSerializer
     filterset_class = AgentFilterSet
     ordering_fields = ["name", "created_at", "updated_at", "status"]

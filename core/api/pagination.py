@@ -21,6 +21,10 @@ def _int_param(request, name: str, default: int, minimum: int, maximum: int | No
     return value
 
 
+# From this offset on, a page is fetched by its keys first (see paginate_queryset).
+DEFERRED_JOIN_OFFSET = 200
+
+
 class PageNumberPagination(BasePagination):
     """`?page=&page_size=` with the body {items, total, page, page_size, total_pages}.
 
@@ -37,11 +41,23 @@ class PageNumberPagination(BasePagination):
         if errors:
             raise UnprocessableEntity(errors)
         self.page, self.page_size_used = page, size
-        self.total = queryset.count()
         offset = (page - 1) * size
+        if page == 1:
+            # Most lists fit on one page: when the first page is not full its length is the total,
+            # and the COUNT(*) query is skipped.
+            rows = list(queryset[:size])
+            self.total = len(rows) if len(rows) < size else queryset.count()
+            return rows
+        self.total = queryset.count()
         if offset >= self.total:
             return []
-        return list(queryset[offset : offset + size])
+        if offset < DEFERRED_JOIN_OFFSET:
+            return list(queryset[offset : offset + size])
+        # Deep pages: find the page's keys first (an index-only scan that skips `offset` index
+        # entries, not `offset` full rows), then fetch just those rows.
+        keys = list(queryset.values_list("pk", flat=True)[offset : offset + size])
+        by_pk = {row.pk: row for row in queryset.order_by().filter(pk__in=keys)}
+        return [by_pk[key] for key in keys if key in by_pk]
 
     def get_paginated_response(self, data):
         return Response(

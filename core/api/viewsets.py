@@ -16,6 +16,12 @@ class BaseViewSet(viewsets.GenericViewSet):
     write_role = Role.EDITOR
     action_roles: dict[str, Role] = {}
 
+    def filter_queryset(self, queryset):
+        # Filters and ordering are list features; a detail lookup by id needs neither.
+        if self.action != "list":
+            return queryset
+        return super().filter_queryset(queryset)
+
     def get_object(self):
         try:
             return super().get_object()

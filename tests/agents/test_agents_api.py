@@ -223,3 +223,27 @@ def test_read_only_fields_sent_back_are_ignored(editor):
     assert response.status_code == 200, response.content
     assert response.json()["id"] == str(agent.id)
     assert response.json()["description"] == "edited"
+
+
+def test_representation_matches_the_declared_fields_and_drf(viewer):
+    from rest_framework import serializers as drf
+
+    from agents.api.serializers import AgentSerializer
+
+    agent = AgentFactory(auth_type="bearer", auth_config={"token": "t"}, created_by="amy", updated_by="bob")
+    body = viewer.get(f"{URL}/{agent.id}").json()
+    assert list(body) == list(AgentSerializer().fields)
+    generic = drf.ModelSerializer.to_representation(AgentSerializer(), agent)
+    assert body == {**generic, "status": "active"}
+
+
+def test_list_query_count_does_not_grow_with_rows(viewer, django_assert_max_num_queries):
+    viewer.get(URL)  # the key's first use records last_used_at
+    AgentFactory.create_batch(5)
+    with django_assert_max_num_queries(2):  # key lookup, page (a short first page needs no COUNT)
+        assert viewer.get(URL).json()["total"] == 5
+    AgentFactory.create_batch(60)
+    with django_assert_max_num_queries(3):  # key lookup, page, COUNT
+        assert viewer.get(URL, {"page_size": 50}).json()["total"] == 65
+    with django_assert_max_num_queries(3):
+        assert len(viewer.get(URL, {"page": 2, "page_size": 50}).json()["items"]) == 15

@@ -117,3 +117,18 @@ def test_server_error_is_json_and_logged_with_the_request_id(anon, settings, cap
     record = next(r for r in caplog.records if r.name == "core.api")
     assert record.exc_info and "boom: a deliberate bug" in str(record.exc_info[1])
     assert record.request_id == "req-500-test"
+
+
+@pytest.mark.parametrize("ordering", [None, "name", "-updated_at"])
+def test_deep_pages_keep_the_order_without_gaps(viewer, ordering):
+    AgentFactory.create_batch(230)
+    params = {"page_size": 100, **({"ordering": ordering} if ordering else {})}
+    pages = [viewer.get(URL, {**params, "page": page}).json()["items"] for page in (1, 2, 3)]
+    assert [len(items) for items in pages] == [100, 100, 30]
+    seen = [agent["id"] for items in pages for agent in items]
+    whole = [
+        agent["id"]
+        for p in range(1, 25)
+        for agent in viewer.get(URL, {**params, "page_size": 10, "page": p}).json()["items"]
+    ]
+    assert seen == whole[: len(seen)] and len(set(seen)) == 230
