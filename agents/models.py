@@ -2,6 +2,7 @@ import uuid
 
 from django.db import models
 from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
 
 from agents.choices import DEFAULT_RETRY_CONFIG, DEFAULT_TIMEOUT_MS, AgentStatus, AuthType
 
@@ -28,6 +29,9 @@ class Agent(models.Model):
     # Usernames, not foreign keys: they read without a join and survive the user's deletion.
     created_by = models.CharField(max_length=150, blank=True, default="")
     updated_by = models.CharField(max_length=150, blank=True, default="")
+
+    # Secrets stay out of the history tables (and so out of the admin's History view).
+    history = HistoricalRecords(excluded_fields=["auth_config", "updated_at"])
 
     class Meta:
         ordering = ("-created_at", "-id")

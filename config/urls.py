@@ -7,6 +7,8 @@ from core.views import LivenessView, ReadinessView, metrics_view
 api_v1 = [
     path("", include("core.api.urls")),
     path("", include("agents.api.urls")),
+    path("", include("workflows.api.urls")),
+    path("", include("audit.api.urls")),
 ]
 
 urlpatterns = [

@@ -2,6 +2,7 @@ from django.contrib import admin
 from rest_framework_api_key.models import APIKey as LibraryApiKey
 
 from core.models import ApiKey
+from core.services import api_key_revoke
 
 # The library's own key model is unused (ours has a UUID id, a user and a role).
 if admin.site.is_registered(LibraryApiKey):
@@ -36,7 +37,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):
-        from django.utils import timezone
-
-        count = queryset.filter(revoked=False).update(revoked=True, revoked_at=timezone.now())
-        self.message_user(request, f"Revoked {count} key(s).")
+        keys = list(queryset.filter(revoked=False))
+        for api_key in keys:
+            api_key_revoke(api_key=api_key, user=request.user)
+        self.message_user(request, f"Revoked {len(keys)} key(s).")

@@ -4,6 +4,7 @@ from django.utils import timezone
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
+from core.middleware import note_api_key
 from core.models import ApiKey
 
 # last_used_at is refreshed at most this often, so that reads do not turn into a write each.
@@ -44,6 +45,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("API key has expired.")
         if not key.user.is_active:
             raise exceptions.AuthenticationFailed("The API key's user is inactive.")
+        note_api_key(key.prefix)
         now = timezone.now()
         if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)

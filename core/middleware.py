@@ -1,14 +1,50 @@
+"""The request context: id, client address and API key of the request being served.
+
+Kept in a context variable so that logging and the audit trail can read it without every function
+passing the request along. Outside a request (commands, workers) it is empty.
+"""
+
 import contextvars
 import logging
 import re
 import uuid
+from dataclasses import dataclass
 
-_request_id = contextvars.ContextVar("request_id", default="-")
+from django.conf import settings
+
+
+@dataclass
+class RequestContext:
+    request_id: str = "-"
+    ip: str | None = None
+    api_key_prefix: str | None = None
+
+
+_context: contextvars.ContextVar[RequestContext | None] = contextvars.ContextVar("request_context", default=None)
 _VALID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 
+def current_context() -> RequestContext:
+    return _context.get() or RequestContext()
+
+
 def current_request_id() -> str:
-    return _request_id.get()
+    return current_context().request_id
+
+
+def note_api_key(prefix: str) -> None:
+    """Records which API key authenticated the current request (for the audit trail)."""
+    context = _context.get()
+    if context is not None:
+        context.api_key_prefix = prefix
+
+
+def client_ip(request) -> str | None:
+    if settings.TRUST_X_FORWARDED_FOR:
+        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded[:45]
+    return request.META.get("REMOTE_ADDR") or None
 
 
 class RequestIdMiddleware:
@@ -21,16 +57,16 @@ class RequestIdMiddleware:
         incoming = request.headers.get("X-Request-ID", "")
         request_id = incoming if _VALID.match(incoming) else uuid.uuid4().hex
         request.request_id = request_id
-        token = _request_id.set(request_id)
+        token = _context.set(RequestContext(request_id=request_id, ip=client_ip(request)))
         try:
             response = self.get_response(request)
         finally:
-            _request_id.reset(token)
+            _context.reset(token)
         response["X-Request-ID"] = request_id
         return response
 
 
 class RequestIdLogFilter(logging.Filter):
     def filter(self, record):
-        record.request_id = getattr(record, "request_id", None) or _request_id.get()
+        record.request_id = getattr(record, "request_id", None) or current_request_id()
         return True

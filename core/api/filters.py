@@ -1,5 +1,6 @@
 import django_filters
 from django import forms
+from django_filters.widgets import QueryArrayWidget
 
 
 class CommaMultipleChoiceField(forms.MultipleChoiceField):
@@ -12,3 +13,26 @@ class CommaMultipleChoiceField(forms.MultipleChoiceField):
 
 class MultipleChoiceFilter(django_filters.MultipleChoiceFilter):
     field_class = CommaMultipleChoiceField
+
+
+class StringListField(forms.Field):
+    widget = QueryArrayWidget
+
+    def __init__(self, *args, max_length: int = 200, **kwargs):
+        self.max_length = max_length
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        values = [part.strip() for item in (value or []) for part in str(item).split(",") if part.strip()]
+        if any(len(item) > self.max_length for item in values):
+            raise forms.ValidationError(f"Each value must be at most {self.max_length} characters.")
+        return values
+
+
+class StringListFilter(django_filters.Filter):
+    """Free-form values, `x=a&x=b` or `x=a,b`, matched exactly."""
+
+    field_class = StringListField
+
+    def filter(self, queryset, value):
+        return queryset.filter(**{f"{self.field_name}__in": value}) if value else queryset

@@ -143,5 +143,5 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSe
 
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
-        api_key = services.api_key_revoke(api_key=self.get_object())
+        api_key = services.api_key_revoke(api_key=self.get_object(), user=request.user)
         return Response(ApiKeySerializer(api_key).data)

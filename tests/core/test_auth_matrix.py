@@ -6,13 +6,20 @@ The matrix is checked against the OpenAPI schema, so a new endpoint cannot be ad
 import pytest
 from drf_spectacular.generators import SchemaGenerator
 
+from audit.models import AuditEvent
 from core.roles import RANK, Role
 from tests.conftest import ROLES
 from tests.factories import AgentFactory
+from workflows.services import workflow_create
 
 pytestmark = pytest.mark.django_db
 
 AGENT_BODY = {"name": "matrix-agent", "url": "http://127.0.0.1:1/"}
+WORKFLOW_BODY = {
+    "name": "matrix-workflow",
+    "start_step": "only",
+    "steps": {"only": {"id": "only", "agent_name": "matrix-target", "input_mapping": {}, "next_step": None}},
+}
 
 
 # (method, schema path, needed role, body, expected success status)
@@ -28,15 +35,33 @@ MATRIX = [
     ("post", "/api/v1/api-keys", Role.ADMIN, {"name": "k", "role": "viewer"}, 201),
     ("get", "/api/v1/api-keys/{id}", Role.ADMIN, None, 200),
     ("post", "/api/v1/api-keys/{id}/revoke", Role.ADMIN, None, 200),
+    ("get", "/api/v1/workflows", Role.VIEWER, None, 200),
+    ("post", "/api/v1/workflows", Role.EDITOR, WORKFLOW_BODY, 201),
+    ("post", "/api/v1/workflows/validate", Role.VIEWER, WORKFLOW_BODY, 200),
+    ("get", "/api/v1/workflows/{id}", Role.VIEWER, None, 200),
+    ("put", "/api/v1/workflows/{id}", Role.EDITOR, {**WORKFLOW_BODY, "description": "changed"}, 200),
+    ("patch", "/api/v1/workflows/{id}", Role.EDITOR, {"description": "changed"}, 200),
+    ("delete", "/api/v1/workflows/{id}", Role.EDITOR, None, 204),
+    ("get", "/api/v1/workflows/{id}/versions", Role.VIEWER, None, 200),
+    ("get", "/api/v1/workflows/{id}/versions/{version}", Role.VIEWER, None, 200),
+    ("get", "/api/v1/audit-logs", Role.ADMIN, None, 200),
+    ("get", "/api/v1/audit-logs/{id}", Role.ADMIN, None, 200),
 ]
 PUBLIC = {("post", "/api/v1/auth/token"), ("post", "/api/v1/auth/token/refresh")}
 
 
 def resolve(path, client):
+    AgentFactory(name="matrix-target")
     if "{id}" not in path:
         return path
     if path.startswith("/api/v1/agents"):
         return path.replace("{id}", str(AgentFactory(url="http://127.0.0.1:1/").id))
+    if path.startswith("/api/v1/workflows"):
+        workflow = workflow_create(user=None, definition={**WORKFLOW_BODY, "name": "matrix-existing"})
+        return path.replace("{id}", str(workflow.id)).replace("{version}", "1")
+    if path.startswith("/api/v1/audit-logs"):
+        event = AuditEvent.objects.create(action="test.event", resource_type="test", resource_id="1")
+        return path.replace("{id}", str(event.id))
     return path.replace("{id}", str(client.api_key.pk))  # a key that exists: the caller's own
 
 
