@@ -9,7 +9,8 @@ from agents.models import Agent
 from audit.services import audit_record, diff
 from core.api.exceptions import Conflict, UnprocessableEntity
 from workflows.choices import DEFINITION_FIELDS, WorkflowStatus
-from workflows.definition.validation import plan_from_definition, validate_definition
+from workflows.definition.plan import plan_from_definition
+from workflows.definition.validation import validate_definition
 from workflows.models import LIVE, Workflow, WorkflowVersion
 
 

@@ -5,7 +5,8 @@ import time
 
 import pytest
 
-from workflows.definition.validation import Issue, plan_from_definition, validate_definition
+from workflows.definition.plan import plan_from_definition
+from workflows.definition.validation import Issue, validate_definition
 
 SPEC_EXAMPLE = {
     "name": "research-and-write",

@@ -7,6 +7,7 @@ from workflows.definition.expressions import (
     parse_expression,
     references_in,
 )
+from workflows.definition.plan import plan_from_definition
 from workflows.definition.references import (
     Reference,
     ReferenceSyntaxError,
@@ -16,7 +17,7 @@ from workflows.definition.references import (
     resolve_reference,
     resolve_value,
 )
-from workflows.definition.validation import Issue, plan_from_definition, validate_definition
+from workflows.definition.validation import Issue, validate_definition
 
 __all__ = [
     "ExpressionError",
