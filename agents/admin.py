@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
 
 from agents import services
@@ -29,6 +30,8 @@ class AgentAdmin(SimpleHistoryAdmin):
     exclude = ("auth_config",)
     ordering = ("name",)
     history_list_display = ("status", "url", "timeout_ms")
+    # Django 6's default for a URL typed without a scheme, chosen now.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     @admin.display(description="Auth config")
     def masked_auth_config(self, obj):

@@ -1,0 +1,71 @@
+"""The admin: pages load, history shows who changed what, and read-only models stay read-only."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from audit.models import AuditEvent
+from tests.factories import AgentFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def staff():
+    get_user_model().objects.create_superuser("boss", "", "pw-123456-long")
+    client = Client()
+    assert client.login(username="boss", password="pw-123456-long")
+    return client
+
+
+def test_changelists_load(staff, editor):
+    AgentFactory()
+    for url in ["/admin/", "/admin/agents/agent/", "/admin/workflows/workflow/", "/admin/audit/auditevent/",
+                "/admin/core/apikey/", "/admin/agents/agent/?status__exact=active&q=agent"]:
+        assert staff.get(url).status_code == 200, url
+
+
+def test_history_shows_who_changed_an_agent(staff, editor):
+    created = editor.post("/api/v1/agents", {"name": "tracked", "url": "http://127.0.0.1:1/"}, format="json").json()
+    editor.patch(f"/api/v1/agents/{created['id']}", {"timeout_ms": 5000}, format="json")
+    page = staff.get(f"/admin/agents/agent/{created['id']}/history/")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert editor.user.username in html
+    assert "5000" in html  # history_list_display shows the changed field
+
+
+def test_history_of_a_workflow(staff, editor):
+    AgentFactory(name="A")
+    definition = {"name": "w", "start_step": "s", "steps": {"s": {"id": "s", "agent_name": "A", "next_step": None}}}
+    created = editor.post("/api/v1/workflows", definition, format="json").json()
+    editor.patch(f"/api/v1/workflows/{created['id']}", {"description": "changed"}, format="json")
+    page = staff.get(f"/admin/workflows/workflow/{created['id']}/history/")
+    assert page.status_code == 200 and editor.user.username in page.content.decode()
+    detail = staff.get(f"/admin/workflows/workflow/{created['id']}/change/")
+    assert detail.status_code == 200
+
+
+def test_admin_edits_go_through_the_services(staff):
+    agent = AgentFactory(name="via-admin", timeout_ms=30000)
+    response = staff.post(f"/admin/agents/agent/{agent.id}/change/", {
+        "name": "via-admin", "url": agent.url, "description": "", "timeout_ms": 6000,
+        "retry_config": '{"max_retries": 3, "initial_delay_ms": 1000, "max_delay_ms": 30000, "backoff_multiplier": 2.0}',
+        "status": "active",
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    event = AuditEvent.objects.get(action="agent.update")
+    assert event.user == "boss" and event.changes["timeout_ms"] == [30000, 6000]
+    staff.post(f"/admin/agents/agent/{agent.id}/delete/", {"post": "yes"})
+    agent.refresh_from_db()
+    assert agent.status == "deleted"  # a soft delete, as in the API
+    assert AuditEvent.objects.filter(action="agent.delete").exists()
+
+
+def test_audit_events_are_read_only_in_the_admin(staff):
+    event = AuditEvent.objects.create(action="x.y", resource_type="x", resource_id="1")
+    assert staff.get("/admin/audit/auditevent/add/").status_code == 403
+    page = staff.get(f"/admin/audit/auditevent/{event.id}/change/")
+    assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
+    assert staff.post(f"/admin/audit/auditevent/{event.id}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(pk=event.id).exists()
