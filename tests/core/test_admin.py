@@ -1,5 +1,7 @@
 """The admin: pages load, history shows who changed what, and read-only models stay read-only."""
 
+import json
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
@@ -20,8 +22,14 @@ def staff():
 
 def test_changelists_load(staff, editor):
     AgentFactory()
-    for url in ["/admin/", "/admin/agents/agent/", "/admin/workflows/workflow/", "/admin/audit/auditevent/",
-                "/admin/core/apikey/", "/admin/agents/agent/?status__exact=active&q=agent"]:
+    for url in [
+        "/admin/",
+        "/admin/agents/agent/",
+        "/admin/workflows/workflow/",
+        "/admin/audit/auditevent/",
+        "/admin/core/apikey/",
+        "/admin/agents/agent/?status__exact=active&q=agent",
+    ]:
         assert staff.get(url).status_code == 200, url
 
 
@@ -48,11 +56,17 @@ def test_history_of_a_workflow(staff, editor):
 
 def test_admin_edits_go_through_the_services(staff):
     agent = AgentFactory(name="via-admin", timeout_ms=30000)
-    response = staff.post(f"/admin/agents/agent/{agent.id}/change/", {
-        "name": "via-admin", "url": agent.url, "description": "", "timeout_ms": 6000,
-        "retry_config": '{"max_retries": 3, "initial_delay_ms": 1000, "max_delay_ms": 30000, "backoff_multiplier": 2.0}',
-        "status": "active",
-    })
+    response = staff.post(
+        f"/admin/agents/agent/{agent.id}/change/",
+        {
+            "name": "via-admin",
+            "url": agent.url,
+            "description": "",
+            "timeout_ms": 6000,
+            "retry_config": json.dumps(agent.retry_config),
+            "status": "active",
+        },
+    )
     assert response.status_code == 302, response.content.decode()[:2000]
     event = AuditEvent.objects.get(action="agent.update")
     assert event.user == "boss" and event.changes["timeout_ms"] == [30000, 6000]
