@@ -5,11 +5,11 @@ DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and SECRET_KEY. See the configu
 README.md.
 """
 
+import secrets
 from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env_bool, env_int, env_list, env_str
 
@@ -17,11 +17,12 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = env_str("SECRET_KEY")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    SECRET_KEY = "insecure-dev-only-key-do-not-use-in-production"
+# Serving without a secret is refused in config/wsgi.py and asgi.py. Other commands (makemigrations,
+# migrate) get a random key of their own: they sign nothing that outlives the process.
+SECRET_KEY_MISSING = not env_str("SECRET_KEY") and not DEBUG
+SECRET_KEY = env_str("SECRET_KEY") or (
+    "insecure-dev-only-key-do-not-use-in-production" if DEBUG else secrets.token_urlsafe(50)
+)
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
