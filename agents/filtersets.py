@@ -1,14 +1,9 @@
-import django_filters
-
 from agents.choices import AgentStatus
 from agents.models import Agent
-from core.api.filters import MultipleChoiceFilter
+from core.api.filters import MultipleChoiceFilter, SoftDeleteFilterSet
 
 
-class AgentFilterSet(django_filters.FilterSet):
-    name = django_filters.CharFilter(
-        field_name="name", lookup_expr="icontains", max_length=255, help_text="Case-insensitive substring of the name."
-    )
+class AgentFilterSet(SoftDeleteFilterSet):
     status = MultipleChoiceFilter(
         choices=AgentStatus.choices,
         method="filter_status",
@@ -18,13 +13,3 @@ class AgentFilterSet(django_filters.FilterSet):
     class Meta:
         model = Agent
         fields = ["name", "status"]
-
-    def filter_status(self, queryset, name, value):
-        return queryset.filter(status__in=value) if value else queryset
-
-    @property
-    def qs(self):
-        queryset = super().qs
-        if not self.form.cleaned_data.get("status"):
-            queryset = queryset.filter(status__in=[AgentStatus.ACTIVE, AgentStatus.INACTIVE])
-        return queryset

@@ -1,14 +1,9 @@
-import django_filters
-
-from core.api.filters import MultipleChoiceFilter
+from core.api.filters import MultipleChoiceFilter, SoftDeleteFilterSet
 from workflows.choices import WorkflowStatus
-from workflows.models import LIVE, Workflow
+from workflows.models import Workflow
 
 
-class WorkflowFilterSet(django_filters.FilterSet):
-    name = django_filters.CharFilter(
-        field_name="name", lookup_expr="icontains", max_length=255, help_text="Case-insensitive substring of the name."
-    )
+class WorkflowFilterSet(SoftDeleteFilterSet):
     status = MultipleChoiceFilter(
         choices=WorkflowStatus.choices,
         method="filter_status",
@@ -18,13 +13,3 @@ class WorkflowFilterSet(django_filters.FilterSet):
     class Meta:
         model = Workflow
         fields = ["name", "status"]
-
-    def filter_status(self, queryset, name, value):
-        return queryset.filter(status__in=value) if value else queryset
-
-    @property
-    def qs(self):
-        queryset = super().qs
-        if not self.form.cleaned_data.get("status"):
-            queryset = queryset.filter(LIVE)
-        return queryset

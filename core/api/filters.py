@@ -36,3 +36,23 @@ class StringListFilter(django_filters.Filter):
 
     def filter(self, queryset, value):
         return queryset.filter(**{f"{self.field_name}__in": value}) if value else queryset
+
+
+class SoftDeleteFilterSet(django_filters.FilterSet):
+    """`name` (case-insensitive substring) and `status` for resources that are soft deleted:
+    without a status filter, deleted rows stay hidden. Subclasses set Meta.model and `status`."""
+
+    name = django_filters.CharFilter(
+        field_name="name", lookup_expr="icontains", max_length=255, help_text="Case-insensitive substring of the name."
+    )
+    live_statuses = ("active", "inactive")
+
+    def filter_status(self, queryset, name, value):
+        return queryset.filter(status__in=value) if value else queryset
+
+    @property
+    def qs(self):
+        queryset = super().qs
+        if not self.form.cleaned_data.get("status"):
+            queryset = queryset.filter(status__in=self.live_statuses)
+        return queryset
