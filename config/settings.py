@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "audit",
     "agents",
     "workflows",
+    "runs",
 ]
 
 MIDDLEWARE = [
@@ -207,6 +208,57 @@ SPECTACULAR_SETTINGS = {
         "CheckStatusEnum": ["ok", "error"],
     },
 }
+
+# Kafka: topic names and consumer groups of the wire contract (docs: wire-contract in the README).
+KAFKA_EXECUTION_TOPIC = env_str("KAFKA_EXECUTION_TOPIC", "workflow.execution.requests")
+KAFKA_CANCELLATION_TOPIC = env_str("KAFKA_CANCELLATION_TOPIC", "workflow.cancellation.requests")
+KAFKA_TASKS_TOPIC = env_str("KAFKA_TASKS_TOPIC", "orchestrator.tasks.http")
+KAFKA_RESULTS_TOPIC = env_str("KAFKA_RESULTS_TOPIC", "results.topic")
+KAFKA_MONITORING_TOPIC = env_str("KAFKA_MONITORING_TOPIC", "workflow.monitoring.updates")
+KAFKA_EXECUTOR_GROUP = env_str("KAFKA_EXECUTOR_GROUP", "execution-consumer-group")
+KAFKA_BRIDGE_GROUP = env_str("KAFKA_BRIDGE_GROUP", "external-agent-executor-group")
+KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3, minimum=1)
+# With the embedded broker a consumer group join waits for this long: keep it small in dev/test.
+KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 300_000, minimum=1000)
+KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000)
+KAFKA_FETCH_MAX_WAIT_MS = env_int("KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=1)
+# How long the API, the relay and the executor wait for the broker before giving up on a send.
+KAFKA_SEND_TIMEOUT_SECONDS = env_int("KAFKA_SEND_TIMEOUT_SECONDS", 10, minimum=1)
+
+# Outbox: rows the relay could not send are retried with backoff up to this delay.
+OUTBOX_MAX_BACKOFF_SECONDS = env_int("OUTBOX_MAX_BACKOFF_SECONDS", 300, minimum=1)
+OUTBOX_SWEEP_SECONDS = env_int("OUTBOX_SWEEP_SECONDS", 5, minimum=1)
+
+# Executor: a run nobody has touched for this long is re-requested by the recovery task.
+EXECUTOR_LEASE_SECONDS = env_int("EXECUTOR_LEASE_SECONDS", 60, minimum=1)
+# A step's deadline is its timeout plus this grace (the bridge reports its own timeouts first).
+EXECUTOR_STEP_GRACE_SECONDS = env_int("EXECUTOR_STEP_GRACE_SECONDS", 15, minimum=0)
+EXECUTOR_TICK_SECONDS = env_int("EXECUTOR_TICK_SECONDS", 1, minimum=1)
+RUN_RECOVERY_SECONDS = env_int("RUN_RECOVERY_SECONDS", 30, minimum=1)
+# Bridge: agent calls in flight at once per bridge process.
+BRIDGE_MAX_IN_FLIGHT = env_int("BRIDGE_MAX_IN_FLIGHT", 100, minimum=1)
+
+# Celery: Redis when REDIS_URL is set, else kombu's filesystem transport (no server needed).
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+CELERY_DATA_DIR = Path(env_str("CELERY_DATA_DIR", str(DATA_DIR / "celery")))
+if CELERY_BROKER_URL == "filesystem://":
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_DATA_DIR / "queue"),
+        "data_folder_out": str(CELERY_DATA_DIR / "queue"),
+        "processed_folder": str(CELERY_DATA_DIR / "processed"),
+        "store_processed": False,
+        "polling_interval": 0.2,
+    }
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "outbox-sweep": {"task": "core.tasks.outbox_sweep", "schedule": float(OUTBOX_SWEEP_SECONDS)},
+    "run-recovery": {"task": "runs.tasks.runs_recover", "schedule": float(RUN_RECOVERY_SECONDS)},
+    "audit-purge": {"task": "audit.tasks.audit_purge_old", "schedule": 24 * 3600.0},
+}
+
+# Registered as an agent by `manage.py quickstart` when set (the one-command system sets it).
+DEMO_AGENT_URL = env_str("DEMO_AGENT_URL") or None
 
 # Audit events older than this are purged; compliance needs at least 90 days.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=90)

@@ -7,3 +7,6 @@ os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
 from config.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Celery tasks run in-process in tests unless a test starts real workers (the end-to-end system does).
+CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") == "1"

@@ -8,6 +8,7 @@ api_v1 = [
     path("", include("core.api.urls")),
     path("", include("agents.api.urls")),
     path("", include("workflows.api.urls")),
+    path("", include("runs.api.urls")),
     path("", include("audit.api.urls")),
 ]
 

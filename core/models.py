@@ -37,3 +37,34 @@ class ApiKey(AbstractAPIKey):
         verbose_name = "API key"
         verbose_name_plural = "API keys"
         ordering = ("-created_at", "-id")
+
+
+class OutboxMessage(models.Model):
+    """A Kafka message written in the same transaction as the change it announces.
+
+    The relay sends it after commit; until then (or while Kafka is down) it waits here, so a
+    request is never lost and never leaves for a change that was rolled back.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    topic = models.CharField(max_length=255)
+    key = models.CharField(max_length=255)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Pending rows are those without sent_at; the relay skips them until next_attempt_at.
+    next_attempt_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ("id",)
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"], condition=models.Q(sent_at__isnull=True), name="outbox_pending_idx"
+            ),
+            models.Index(fields=["sent_at"], condition=models.Q(sent_at__isnull=False), name="outbox_sent_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.topic} {self.key} #{self.id}"

@@ -8,6 +8,9 @@ from drf_spectacular.generators import SchemaGenerator
 
 from audit.models import AuditEvent
 from core.roles import RANK, Role
+from runs.choices import RunStatus
+from runs.models import Run
+from runs.services import run_execute
 from tests.conftest import ROLES
 from tests.factories import AgentFactory
 from workflows.services import workflow_create
@@ -44,6 +47,13 @@ MATRIX = [
     ("delete", "/api/v1/workflows/{id}", Role.EDITOR, None, 204),
     ("get", "/api/v1/workflows/{id}/versions", Role.VIEWER, None, 200),
     ("get", "/api/v1/workflows/{id}/versions/{version}", Role.VIEWER, None, 200),
+    ("post", "/api/v1/workflows/{id}/execute", Role.OPERATOR, {"input_data": {}}, 202),
+    ("get", "/api/v1/runs", Role.VIEWER, None, 200),
+    ("get", "/api/v1/runs/{id}", Role.VIEWER, None, 200),
+    ("get", "/api/v1/runs/{id}/steps", Role.VIEWER, None, 200),
+    ("get", "/api/v1/runs/{id}/logs", Role.VIEWER, None, 200),
+    ("post", "/api/v1/runs/{id}/retry", Role.OPERATOR, None, 202),
+    ("post", "/api/v1/runs/{id}/cancel", Role.OPERATOR, {}, 200),
     ("get", "/api/v1/audit-logs", Role.ADMIN, None, 200),
     ("get", "/api/v1/audit-logs/{id}", Role.ADMIN, None, 200),
 ]
@@ -59,6 +69,13 @@ def resolve(path, client):
     if path.startswith("/api/v1/workflows"):
         workflow = workflow_create(user=None, definition={**WORKFLOW_BODY, "name": "matrix-existing"})
         return path.replace("{id}", str(workflow.id)).replace("{version}", "1")
+    if path.startswith("/api/v1/runs"):
+        workflow = workflow_create(user=None, definition={**WORKFLOW_BODY, "name": "matrix-run"})
+        run = run_execute(workflow=workflow, input_data={}, user=None)
+        # retry needs a finished run, cancel an active one
+        if path.endswith("/retry"):
+            Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+        return path.replace("{id}", str(run.id))
     if path.startswith("/api/v1/audit-logs"):
         event = AuditEvent.objects.create(action="test.event", resource_type="test", resource_id="1")
         return path.replace("{id}", str(event.id))

@@ -1,0 +1,121 @@
+"""One place that knows how we talk to Kafka: JSON values, string keys, settings-driven clients."""
+
+import json
+import logging
+import threading
+import uuid
+from datetime import UTC, datetime
+
+from django.conf import settings
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+_producer = None
+_producer_lock = threading.Lock()
+
+
+class KafkaNotConfigured(RuntimeError):
+    pass
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def new_message_id() -> str:
+    return str(uuid.uuid4())
+
+
+def encode(value: dict) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def decode(raw: bytes | None) -> dict:
+    """The JSON object in a message value; ValueError for anything else (the caller logs and skips it)."""
+    if raw is None:
+        raise ValueError("empty message")
+    value = json.loads(raw.decode("utf-8"))
+    if not isinstance(value, dict):
+        raise ValueError(f"message is JSON {type(value).__name__}, not an object")
+    return value
+
+
+def bootstrap_servers() -> list[str]:
+    if not settings.KAFKA_BOOTSTRAP_SERVERS:
+        raise KafkaNotConfigured("KAFKA_BOOTSTRAP_SERVERS is not set")
+    return settings.KAFKA_BOOTSTRAP_SERVERS
+
+
+def all_topics() -> list[str]:
+    return [
+        settings.KAFKA_EXECUTION_TOPIC,
+        settings.KAFKA_CANCELLATION_TOPIC,
+        settings.KAFKA_TASKS_TOPIC,
+        settings.KAFKA_RESULTS_TOPIC,
+        settings.KAFKA_MONITORING_TOPIC,
+    ]
+
+
+def producer() -> KafkaProducer:
+    """The process-wide producer (thread-safe); acks=all so a sent message survives a broker failover."""
+    global _producer
+    with _producer_lock:
+        if _producer is None:
+            _producer = KafkaProducer(
+                bootstrap_servers=bootstrap_servers(),
+                acks="all",
+                linger_ms=0,
+                retries=3,
+                max_block_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000,
+                request_timeout_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000,
+                key_serializer=lambda key: key.encode(),
+                value_serializer=encode,
+            )
+        return _producer
+
+
+def producer_reset() -> None:
+    """Drops the producer after a failure so the next send reconnects from scratch."""
+    global _producer
+    with _producer_lock:
+        if _producer is not None:
+            try:
+                _producer.close(timeout=1)
+            except Exception:  # noqa: BLE001 - closing a broken producer must not hide the first error
+                log.debug("closing the Kafka producer failed", exc_info=True)
+        _producer = None
+
+
+def consumer(*topics: str, group_id: str) -> KafkaConsumer:
+    return KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap_servers(),
+        group_id=group_id,
+        enable_auto_commit=False,  # offsets are committed after our database work commits
+        auto_offset_reset="earliest",
+        max_poll_interval_ms=settings.KAFKA_MAX_POLL_INTERVAL_MS,
+        session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 100),
+        fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
+        key_deserializer=lambda key: key.decode("utf-8", "replace") if key is not None else None,
+    )
+
+
+def topics_ensure(topics: list[str] | None = None) -> None:
+    """Creates our topics when missing, so consumers that start first do not wait for a metadata refresh."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers())
+    try:
+        existing = set(admin.list_topics())
+        missing = [t for t in (topics or all_topics()) if t not in existing]
+        for topic in missing:
+            try:
+                admin.create_topics([NewTopic(topic, settings.KAFKA_TOPIC_PARTITIONS, 1)])
+            except TopicAlreadyExistsError:
+                pass  # another process created it in between
+            except KafkaError as exc:
+                log.warning("could not create topic %s: %s", topic, exc)
+    finally:
+        admin.close()

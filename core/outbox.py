@@ -1,0 +1,122 @@
+"""The transactional outbox: write messages with the change, send them to Kafka after commit.
+
+`outbox_enqueue` runs inside the caller's transaction. Web requests then ask Celery to relay (the
+response never waits on Kafka); the executor relays its own rows right after its commit. Rows that
+could not be sent stay pending and `outbox_sweep` (Celery beat) retries them with backoff.
+"""
+
+import contextlib
+import contextvars
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from core import kafka
+from core.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+# New rows are left to their writer's own relay for this long before the sweep may send them too.
+FRESH_GRACE = timedelta(seconds=5)
+# The sweep pushes the rows it takes this far ahead, so two sweeps never send the same rows.
+CLAIM_SECONDS = 60
+SENT_RETENTION = timedelta(days=1)
+
+_collector: contextvars.ContextVar[list | None] = contextvars.ContextVar("outbox_collector", default=None)
+
+
+@contextlib.contextmanager
+def outbox_collect():
+    """Inside this block, enqueued messages are gathered for the caller to relay itself after commit."""
+    collected: list[OutboxMessage] = []
+    token = _collector.set(collected)
+    try:
+        yield collected
+    finally:
+        _collector.reset(token)
+
+
+def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:
+    """Adds a message to send once the surrounding transaction commits.
+
+    A Celery worker is asked to relay right after commit, unless the caller collects the messages
+    (`outbox_collect`) to relay them itself, as the executor does.
+    """
+    collected = _collector.get()
+    notify = collected is None
+    # Rows the writer relays itself are left alone by the worker for a while (no double sends).
+    due = timezone.now() + (timedelta(0) if notify else FRESH_GRACE)
+    message = OutboxMessage.objects.create(topic=topic, key=key, payload=payload, next_attempt_at=due)
+    if notify:
+        transaction.on_commit(_notify_worker)
+    else:
+        collected.append(message)
+    return message
+
+
+def _notify_worker() -> None:
+    from core.tasks import outbox_relay_task
+
+    try:
+        outbox_relay_task.delay()
+    except Exception:  # noqa: BLE001 - the row is committed; the sweep sends it when Celery is back
+        log.warning("could not ask Celery to relay the outbox; the periodic sweep will send it", exc_info=True)
+
+
+def outbox_relay(messages: list[OutboxMessage]) -> int:
+    """Sends the given messages, marks the ones Kafka acknowledged; the others back off. Returns how many went."""
+    if not messages:
+        return 0
+    sent, failed, error = [], [], ""
+    try:
+        producer = kafka.producer()
+        futures = [(m, producer.send(m.topic, key=m.key, value=m.payload)) for m in messages]
+        producer.flush(timeout=settings.KAFKA_SEND_TIMEOUT_SECONDS)
+        for message, future in futures:
+            try:
+                future.get(timeout=settings.KAFKA_SEND_TIMEOUT_SECONDS)
+                sent.append(message.id)
+            except Exception as exc:  # noqa: BLE001 - any send error means: retry later
+                failed.append(message)
+                error = f"{type(exc).__name__}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - no broker, not configured, ...
+        kafka.producer_reset()
+        failed, error = list(messages), f"{type(exc).__name__}: {exc}"
+    now = timezone.now()
+    if sent:
+        OutboxMessage.objects.filter(id__in=sent).update(sent_at=now, attempts=F("attempts") + 1, last_error="")
+    for message in failed:
+        delay = min(2 ** min(message.attempts, 16), settings.OUTBOX_MAX_BACKOFF_SECONDS)
+        OutboxMessage.objects.filter(id=message.id, sent_at__isnull=True).update(
+            attempts=F("attempts") + 1, last_error=error[:2000], next_attempt_at=now + timedelta(seconds=delay)
+        )
+    if failed:
+        log.warning("outbox: %d message(s) not sent, will retry: %s", len(failed), error)
+    return len(sent)
+
+
+def outbox_relay_pending(*, limit: int = 500) -> int:
+    """Sends the pending messages that are due. Returns how many went."""
+    total = 0
+    while True:
+        now = timezone.now()
+        with transaction.atomic():
+            pending = OutboxMessage.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now)
+            batch = list(pending.select_for_update(skip_locked=True).order_by("id")[:limit])
+            OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(
+                next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS)
+            )
+        sent = outbox_relay(batch)
+        total += sent
+        if len(batch) < limit or sent < len(batch):
+            return total
+
+
+def outbox_purge_sent(*, now=None) -> int:
+    cutoff = (now or timezone.now()) - SENT_RETENTION
+    deleted, _ = OutboxMessage.objects.filter(sent_at__lt=cutoff).delete()
+    return deleted

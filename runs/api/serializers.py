@@ -1,0 +1,184 @@
+from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
+from rest_framework import serializers
+
+from core.api.serializers import StrictCharField, StrictSerializer, iso_datetime
+from runs.choices import LogLevel, RunStatus, StepStatus
+
+_RUN_ID = "5b0f2d4c-8f57-4a8e-9c43-0f3c2a9d6b11"
+_RUN = {
+    "id": _RUN_ID,
+    "run_id": _RUN_ID,
+    "workflow_id": "0c7d9a43-2f0e-4c1b-a6a4-3f64a1f0e2b7",
+    "workflow_name": "research-and-write",
+    "workflow_version": 3,
+    "status": "COMPLETED",
+    "input_data": {"topic": "tides"},
+    "output_data": {"text": "TIDES ARE CAUSED BY THE MOON"},
+    "error_message": None,
+    "attempt": 1,
+    "triggered_by": "ops",
+    "created_at": "2026-11-26T09:00:00.000000Z",
+    "started_at": "2026-11-26T09:00:00.050000Z",
+    "completed_at": "2026-11-26T09:00:01.250000Z",
+    "cancelled_at": None,
+    "cancelled_by": None,
+    "duration_ms": 1200,
+}
+_STEP = {
+    "id": "9d1e2f3a-4b5c-4d6e-8f70-112233445566",
+    "run_id": _RUN_ID,
+    "step_id": "step-1",
+    "step_type": "agent",
+    "agent_name": "WriterAgent",
+    "status": "COMPLETED",
+    "attempt": 1,
+    "try_number": 1,
+    "iteration": None,
+    "branch": None,
+    "input_data": {"text": "tides are caused by the moon"},
+    "output_data": {"text": "TIDES ARE CAUSED BY THE MOON"},
+    "error_message": None,
+    "task_id": "task-step-1-1a2b3c4d",
+    "started_at": "2026-11-26T09:00:00.060000Z",
+    "completed_at": "2026-11-26T09:00:01.200000Z",
+    "duration_ms": 1140,
+}
+_LOG = {
+    "id": 42,
+    "run_id": _RUN_ID,
+    "step_id": "step-1",
+    "level": "info",
+    "source": "executor",
+    "message": "Step 'step-1' completed",
+    "data": {"task_id": "task-step-1-1a2b3c4d", "duration_ms": 1140},
+    "timestamp": "2026-11-26T09:00:01.200000Z",
+}
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("Input", value={"input_data": {"topic": "tides"}}, request_only=True)]
+)
+class ExecuteSerializer(StrictSerializer):
+    input_data = serializers.DictField(
+        required=False, default=dict, help_text="The run's input; checked against the workflow's input_schema."
+    )
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("With a reason", value={"reason": "Started with the wrong input"}, request_only=True)]
+)
+class CancelSerializer(StrictSerializer):
+    reason = StrictCharField(required=False, allow_blank=True, default="", max_length=1000)
+
+
+@extend_schema_serializer(
+    examples=[OpenApiExample("Run", value=_RUN, response_only=True, status_codes=["200", "201", "202"])]
+)
+class RunSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    run_id = serializers.UUIDField(help_text="Same as id (the older API's name).")
+    workflow_id = serializers.UUIDField()
+    workflow_name = serializers.CharField()
+    workflow_version = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=RunStatus.choices)
+    input_data = serializers.DictField()
+    output_data = serializers.JSONField(allow_null=True)
+    error_message = serializers.CharField(allow_null=True)
+    attempt = serializers.IntegerField()
+    triggered_by = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    cancelled_at = serializers.DateTimeField(allow_null=True)
+    cancelled_by = serializers.CharField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True, help_text="From start to finish, once finished.")
+
+    def to_representation(self, run):
+        duration = None
+        if run.started_at and run.completed_at:
+            duration = int((run.completed_at - run.started_at).total_seconds() * 1000)
+        return {
+            "id": str(run.id),
+            "run_id": str(run.id),
+            "workflow_id": str(run.workflow_id),
+            "workflow_name": run.workflow_name,
+            "workflow_version": run.workflow_version,
+            "status": run.status,
+            "input_data": run.input_data,
+            "output_data": run.output_data,
+            "error_message": run.error_message or None,
+            "attempt": run.attempt,
+            "triggered_by": run.triggered_by,
+            "created_at": iso_datetime(run.created_at),
+            "started_at": iso_datetime(run.started_at),
+            "completed_at": iso_datetime(run.completed_at),
+            "cancelled_at": iso_datetime(run.cancelled_at),
+            "cancelled_by": run.cancelled_by or None,
+            "duration_ms": duration,
+        }
+
+
+@extend_schema_serializer(examples=[OpenApiExample("Step execution", value=_STEP, response_only=True)])
+class StepExecutionSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    run_id = serializers.UUIDField()
+    step_id = serializers.CharField()
+    step_type = serializers.CharField()
+    agent_name = serializers.CharField(allow_null=True)
+    status = serializers.ChoiceField(choices=StepStatus.choices)
+    attempt = serializers.IntegerField(help_text="The run attempt this try belongs to.")
+    try_number = serializers.IntegerField(help_text="1, then 2, 3... when the step is retried within an attempt.")
+    iteration = serializers.IntegerField(allow_null=True, help_text="Loop iteration index, for loop body steps.")
+    branch = serializers.CharField(allow_null=True, help_text="Fork-join branch name, for branch steps.")
+    input_data = serializers.JSONField(allow_null=True)
+    output_data = serializers.JSONField(allow_null=True)
+    error_message = serializers.CharField(allow_null=True)
+    task_id = serializers.CharField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+    duration_ms = serializers.IntegerField(allow_null=True)
+
+    def to_representation(self, step):
+        return {
+            "id": str(step.id),
+            "run_id": str(step.run_id),
+            "step_id": step.step_id,
+            "step_type": step.step_type,
+            "agent_name": step.agent_name or None,
+            "status": step.status,
+            "attempt": step.attempt,
+            "try_number": step.try_number,
+            "iteration": step.iteration,
+            "branch": step.branch or None,
+            "input_data": step.input_data,
+            "output_data": step.output_data,
+            "error_message": step.error_message or None,
+            "task_id": step.task_id or None,
+            "started_at": iso_datetime(step.started_at),
+            "completed_at": iso_datetime(step.completed_at),
+            "duration_ms": step.duration_ms,
+        }
+
+
+@extend_schema_serializer(examples=[OpenApiExample("Log entry", value=_LOG, response_only=True)])
+class RunLogSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    run_id = serializers.UUIDField()
+    step_id = serializers.CharField(allow_null=True)
+    level = serializers.ChoiceField(choices=LogLevel.choices)
+    source = serializers.CharField(help_text="api, executor or bridge")
+    message = serializers.CharField()
+    data = serializers.DictField()
+    timestamp = serializers.DateTimeField()
+
+    def to_representation(self, entry):
+        return {
+            "id": entry.id,
+            "run_id": str(entry.run_id),
+            "step_id": entry.step_id,
+            "level": entry.level,
+            "source": entry.source,
+            "message": entry.message,
+            "data": entry.data,
+            "timestamp": iso_datetime(entry.timestamp),
+        }

@@ -1,0 +1,105 @@
+import uuid
+
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import exceptions, mixins, status
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from core.api.viewsets import BaseViewSet
+from core.roles import Role
+from runs import services
+from runs.api.serializers import CancelSerializer, RunLogSerializer, RunSerializer, StepExecutionSerializer
+from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSet
+from runs.models import Run, RunLog, StepExecution
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List runs",
+        description="Newest first; filter by status (several), workflow and creation time.",
+    ),
+    retrieve=extend_schema(summary="Get a run", description="Status, timestamps, input, output and error."),
+    steps=extend_schema(
+        summary="List a run's step executions",
+        description="Every try of every step, in the order they started, with inputs, outputs and errors.",
+        responses=StepExecutionSerializer(many=True),
+        filters=True,
+    ),
+    logs=extend_schema(
+        summary="List a run's log entries",
+        description="Structured entries from the API, the executor and the bridge, oldest first.",
+        responses=RunLogSerializer(many=True),
+        filters=True,
+    ),
+    retry=extend_schema(
+        summary="Retry a failed or cancelled run",
+        description=(
+            "202: the run goes back to PENDING with `attempt` + 1 and resumes at the first incomplete step; "
+            "completed steps keep their outputs and are not called again. 409 unless FAILED or CANCELLED."
+        ),
+        request=None,
+        responses={202: RunSerializer},
+    ),
+    cancel=extend_schema(
+        summary="Cancel a pending or running run",
+        description="The run is CANCELLED at once; no further step is dispatched. 409 when it already finished.",
+        request=CancelSerializer,
+        responses={200: RunSerializer},
+    ),
+)
+class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
+    serializer_class = RunSerializer
+    ordering_fields = ["created_at", "started_at", "completed_at", "status", "workflow_name"]
+    ordering = ["-created_at"]
+    action_roles = {"retry": Role.OPERATOR, "cancel": Role.OPERATOR, "steps": Role.VIEWER, "logs": Role.VIEWER}
+    extra_error_codes = {"retry": ["409"], "cancel": ["409"]}
+
+    @property
+    def filterset_class(self):
+        # One viewset, three lists: the schema and the filter backend both read this per action.
+        return {"steps": StepExecutionFilterSet, "logs": RunLogFilterSet}.get(self.action, RunFilterSet)
+
+    def get_queryset(self):
+        # steps and logs list a run's children; their filtersets (and the schema) expect those models.
+        if self.action == "steps":
+            return StepExecution.objects.order_by("created_at", "id")
+        if self.action == "logs":
+            return RunLog.objects.order_by("id")
+        return Run.objects.defer("plan")
+
+    def _children(self, serializer_class):
+        run_id = self.kwargs["pk"]
+        if not (_is_uuid(run_id) and Run.objects.filter(pk=run_id).exists()):
+            raise exceptions.NotFound(f"Run {run_id!r} not found.")
+        queryset = DjangoFilterBackend().filter_queryset(self.request, self.get_queryset().filter(run_id=run_id), self)
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(serializer_class(page, many=True).data)
+
+    @action(detail=True, methods=["get"])
+    def steps(self, request, pk=None):
+        return self._children(StepExecutionSerializer)
+
+    @action(detail=True, methods=["get"])
+    def logs(self, request, pk=None):
+        return self._children(RunLogSerializer)
+
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        run = services.run_retry(run=self.get_object(), user=request.user)
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        serializer = CancelSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.run_cancel(run=self.get_object(), user=request.user, reason=serializer.validated_data["reason"])
+        return Response(RunSerializer(run).data, status=status.HTTP_200_OK)

@@ -1,0 +1,171 @@
+"""The executor process: consumes execution / cancellation requests and agent results, and decides.
+
+Each message is handled in its own transaction under the run's row lock; the messages it produces
+go through the outbox and are sent right after the commit, and the Kafka offsets are committed
+only after that. A crash anywhere means redelivery, and every handler is idempotent.
+"""
+
+import logging
+import signal
+import time
+import uuid
+
+from django.conf import settings
+from django.db import DatabaseError, close_old_connections, transaction
+from django.utils import timezone
+from kafka.structs import OffsetAndMetadata
+
+from core import kafka
+from core.outbox import outbox_collect, outbox_relay
+from runs.choices import ACTIVE_RUN, ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
+from runs.decider import Decider
+from runs.models import Run, StepExecution
+from runs.services import run_log, run_transition, steps_cancel
+
+log = logging.getLogger(__name__)
+SOURCE = LogSource.EXECUTOR
+
+
+def _locked_run(run_id) -> Run | None:
+    try:
+        run_id = uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    return Run.objects.select_for_update().filter(pk=run_id).first()
+
+
+def execution_request_handle(message: dict) -> None:
+    run = _locked_run(message.get("run_id"))
+    if run is None:
+        log.warning("execution request for unknown run %s ignored", message.get("run_id"))
+        return
+    attempt = message.get("attempt") or run.attempt
+    if attempt != run.attempt or run.status not in ACTIVE_RUN:
+        log.info(
+            "stale execution request for run %s (attempt %s, run is %s #%s)", run.id, attempt, run.status, run.attempt
+        )
+        return
+    if run.status == RunStatus.PENDING:
+        run_transition(run, RunStatus.RUNNING, source=SOURCE)
+    # Also the recovery path: a RUNNING run is looked at again (deadlines, anything not dispatched).
+    Decider(run).overdue_handle(timezone.now())
+
+
+def cancellation_request_handle(message: dict) -> None:
+    run = _locked_run(message.get("run_id"))
+    if run is None or run.status not in ACTIVE_RUN:
+        return  # the API cancels in its own transaction; this request only matters to older producers
+    run.cancelled_by = str(message.get("cancelled_by") or "")[:150]
+    steps_cancel(run, reason="Run cancelled")
+    run_transition(run, RunStatus.CANCELLED, source=SOURCE, detail=str(message.get("reason") or ""))
+
+
+def agent_result_handle(message: dict) -> None:
+    correlation_id = message.get("correlation_id")
+    found = StepExecution.objects.filter(correlation_id=correlation_id).values_list("run_id", flat=True).first()
+    if not correlation_id or found is None:
+        log.warning("agent result with unknown correlation id %r ignored", correlation_id)
+        return
+    run = _locked_run(found)
+    execution = StepExecution.objects.get(correlation_id=correlation_id)
+    if execution.status != StepStatus.RUNNING or run.status != RunStatus.RUNNING:
+        run_log(
+            run,
+            f"Result for step '{execution.step_id}' ignored: the step is {execution.status}, the run {run.status}",
+            source=SOURCE,
+            level=LogLevel.WARNING,
+            step_id=execution.step_id,
+            data={k: message.get(k) for k in ("status", "output_data", "error_message", "task_id")},
+        )
+        return
+    decider = Decider(run)
+    decider.result_record(decider.latest[(execution.scope, execution.step_id)], message)
+
+
+def overdue_handle(limit: int = 100) -> int:
+    """Steps past their deadline and retries that are due, across all runs. Returns how many runs were looked at."""
+    now = timezone.now()
+    run_ids = list(
+        StepExecution.objects.filter(status__in=ACTIVE_STEP, due_at__lte=now)
+        .values_list("run_id", flat=True)
+        .distinct()[:limit]
+    )
+    for run_id in run_ids:
+        with transaction.atomic():
+            run = _locked_run(run_id)
+            if run is not None and run.status == RunStatus.RUNNING:
+                Decider(run).overdue_handle(now)
+    return len(run_ids)
+
+
+class Executor:
+    def __init__(self):
+        self.handlers = {
+            settings.KAFKA_EXECUTION_TOPIC: execution_request_handle,
+            settings.KAFKA_CANCELLATION_TOPIC: cancellation_request_handle,
+            settings.KAFKA_RESULTS_TOPIC: agent_result_handle,
+        }
+        self.stopping = False
+        self.consumer = None
+        self.last_tick = 0.0
+
+    def stop(self, *args) -> None:
+        self.stopping = True
+
+    def handle(self, topic: str, raw: bytes) -> list:
+        """One message in one transaction; returns the outbox rows to send after commit."""
+        try:
+            message = kafka.decode(raw)
+        except ValueError as exc:
+            log.warning("malformed message on %s skipped: %s", topic, exc)
+            return []
+        with outbox_collect() as collected, transaction.atomic():
+            self.handlers[topic](message)
+        return collected
+
+    def tick(self) -> None:
+        with outbox_collect() as collected:
+            overdue_handle()
+        outbox_relay(collected)
+        self.last_tick = time.monotonic()
+
+    def poll_once(self, timeout_ms: int = 1000) -> int:
+        batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=200)
+        handled, to_send, offsets = 0, [], {}
+        for partition, records in batches.items():
+            for record in records:
+                try:
+                    to_send.extend(self.handle(partition.topic, record.value))
+                except DatabaseError:
+                    # Database trouble: go back to this message and try again shortly.
+                    log.exception("database error handling %s@%s; retrying", partition.topic, record.offset)
+                    close_old_connections()
+                    self.consumer.seek(partition, record.offset)
+                    time.sleep(1)
+                    break
+                except Exception:  # noqa: BLE001 - one bad message must not stop the executor
+                    log.exception("failed to handle %s@%s; skipped", partition.topic, record.offset)
+                offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
+                handled += 1
+        outbox_relay(to_send)
+        if offsets:
+            self.consumer.commit(offsets)
+        return handled
+
+    def run(self, *, once: bool = False) -> None:
+        kafka.topics_ensure()
+        self.consumer = kafka.consumer(*self.handlers, group_id=settings.KAFKA_EXECUTOR_GROUP)
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        log.info("executor started (group %s)", settings.KAFKA_EXECUTOR_GROUP)
+        try:
+            while not self.stopping:
+                close_old_connections()
+                handled = self.poll_once()
+                if time.monotonic() - self.last_tick >= settings.EXECUTOR_TICK_SECONDS:
+                    self.tick()
+                if once and not handled and self.consumer.assignment():
+                    break
+        finally:
+            self.consumer.close()
+            log.info("executor stopped")

@@ -1,0 +1,110 @@
+import uuid
+
+from django.db import models
+from django.db.models import F, Q
+
+from runs.choices import ACTIVE_RUN, ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
+from workflows.models import Workflow
+
+
+class Run(models.Model):
+    """One execution of a workflow, pinned to the version (and plan) it started with."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    workflow = models.ForeignKey(Workflow, on_delete=models.PROTECT, related_name="runs")
+    workflow_name = models.CharField(max_length=255)
+    workflow_version = models.PositiveIntegerField()
+    plan = models.JSONField(help_text="The pinned definition the executor runs.")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.PENDING)
+    attempt = models.PositiveIntegerField(default=1)
+    input_data = models.JSONField(default=dict)
+    output_data = models.JSONField(null=True, blank=True)
+    error_message = models.TextField(blank=True, default="")
+    triggered_by = models.CharField(max_length=150, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancelled_by = models.CharField(max_length=150, blank=True, default="")
+    # When nobody has moved the run on by then, the recovery task asks an executor to look again.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at", "-id")
+        indexes = [
+            models.Index(F("created_at").desc(), F("id").desc(), name="run_created_idx"),
+            models.Index(fields=["status", "-created_at", "-id"], name="run_status_created_idx"),
+            models.Index(fields=["workflow", "-created_at", "-id"], name="run_workflow_created_idx"),
+            models.Index(fields=["lease_expires_at"], condition=Q(status__in=ACTIVE_RUN), name="run_lease_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.workflow_name} run {self.id}"
+
+
+class StepExecution(models.Model):
+    """One try of one step in one attempt of a run."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    step_id = models.CharField(max_length=255)
+    step_type = models.CharField(max_length=16, default="agent")
+    agent_name = models.CharField(max_length=255, blank=True, default="")
+    # Where in the plan: "" at top level; loop iterations and fork-join branches get their own scope.
+    scope = models.CharField(max_length=255, blank=True, default="")
+    iteration = models.PositiveIntegerField(null=True, blank=True)
+    branch = models.CharField(max_length=255, blank=True, default="")
+    status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)
+    attempt = models.PositiveIntegerField(default=1, help_text="The run attempt this try belongs to.")
+    try_number = models.PositiveIntegerField(default=1, help_text="1 + the retries of this step in this attempt.")
+    input_data = models.JSONField(null=True, blank=True)
+    output_data = models.JSONField(null=True, blank=True)
+    error_message = models.TextField(blank=True, default="")
+    task_id = models.CharField(max_length=300, blank=True, default="")
+    correlation_id = models.CharField(max_length=400, null=True, blank=True, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # RUNNING: when it times out. PENDING: when the retry is due.
+    due_at = models.DateTimeField(null=True, blank=True)
+    timeout_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("created_at", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "scope", "step_id", "attempt", "try_number"], name="step_execution_unique_try"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["due_at"], condition=Q(status__in=ACTIVE_STEP), name="step_due_idx"),
+        ]
+
+    def __str__(self):
+        return f"{self.step_id} ({self.status})"
+
+
+class RunLog(models.Model):
+    """A structured log entry of a run, from the API, the executor or the bridge."""
+
+    id = models.BigAutoField(primary_key=True)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="logs")
+    step_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - null = run-level entry
+    level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
+    source = models.CharField(max_length=16, choices=LogSource.choices)
+    message = models.TextField()
+    data = models.JSONField(default=dict, blank=True)
+    timestamp = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ("id",)
+        indexes = [
+            models.Index(fields=["run", "id"], name="runlog_run_idx"),
+            models.Index(fields=["run", "level", "id"], name="runlog_run_level_idx"),
+            models.Index(fields=["run", "step_id", "id"], name="runlog_run_step_idx"),
+        ]
+
+    def __str__(self):
+        return f"[{self.level}] {self.message}"
