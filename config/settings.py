@@ -283,5 +283,7 @@ LOGGING = {
     "loggers": {
         # Our own handler logs 500s with the request id; Django's would log them a second time.
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
+        # kafka-python narrates every rebalance and metadata refresh at INFO.
+        "kafka": {"level": env_str("KAFKA_LOG_LEVEL", "WARNING").upper()},
     },
 }

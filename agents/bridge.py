@@ -1,0 +1,252 @@
+"""The HTTP-Kafka bridge: agent tasks in, A2A calls out, agent results back.
+
+Calls run concurrently on one asyncio loop (at most BRIDGE_MAX_IN_FLIGHT at once); the Kafka
+consumer is polled from a worker thread. A task's offset is committed only once its result has
+been published, and never past a task still in flight (at-least-once: after a crash the
+executor may see a result twice, and ignores the second).
+"""
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+from django.conf import settings
+from django.db import close_old_connections
+from kafka.structs import OffsetAndMetadata
+
+from agents.a2a import AgentCall, CallResult, call_agent
+from agents.card import auth_headers
+from agents.choices import DEFAULT_RETRY_CONFIG, AgentStatus
+from agents.models import Agent
+from core import kafka
+from runs.choices import LogLevel, LogSource, StepStatus
+from runs.models import RunLog, StepExecution
+
+log = logging.getLogger(__name__)
+
+
+class OffsetTracker:
+    """Per partition: the offsets in flight; what may be committed is everything below the lowest of them."""
+
+    def __init__(self):
+        self.in_flight: dict = defaultdict(set)
+        self.next_offset: dict = {}
+        self.committed: dict = {}
+        self.lock = threading.Lock()  # calls finish on the loop thread, commits happen on the poll thread
+
+    def add(self, partition, offset: int) -> None:
+        with self.lock:
+            self.in_flight[partition].add(offset)
+            self.next_offset[partition] = max(self.next_offset.get(partition, 0), offset + 1)
+
+    def done(self, partition, offset: int) -> None:
+        with self.lock:
+            self.in_flight[partition].discard(offset)
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(len(offsets) for offsets in self.in_flight.values())
+
+    def committable(self) -> dict:
+        with self.lock:
+            return self._committable()
+
+    def _committable(self) -> dict:
+        offsets = {}
+        for partition, upper in self.next_offset.items():
+            pending = self.in_flight[partition]
+            offset = min(pending) if pending else upper
+            if self.committed.get(partition) != offset:
+                offsets[partition] = OffsetAndMetadata(offset, "", -1)
+        return offsets
+
+    def mark_committed(self, offsets: dict) -> None:
+        for partition, meta in offsets.items():
+            self.committed[partition] = meta.offset
+
+    def forget(self, keep) -> None:
+        with self.lock:
+            self._forget(keep)
+
+    def _forget(self, keep) -> None:
+        for partition in list(self.next_offset):
+            if partition not in keep:
+                self.next_offset.pop(partition, None)
+                self.in_flight.pop(partition, None)
+                self.committed.pop(partition, None)
+
+
+def task_prepare(task: dict) -> tuple[AgentCall | None, str | None, bool]:
+    """(the call to make, or None with the reason it cannot be made; whether our executor knows the task).
+
+    Runs in a worker thread: it reads the database.
+    """
+    close_old_connections()
+    correlation_id = task.get("correlation_id")
+    step = StepExecution.objects.filter(correlation_id=correlation_id).values_list("status", flat=True).first()
+    known = step is not None
+    if known and step != StepStatus.RUNNING:
+        return None, f"step is {step}", known  # cancelled or timed out: do not call the agent any more
+    name = task.get("agent_name")
+    agent = Agent.objects.exclude(status=AgentStatus.DELETED).filter(name=name).first() if name else None
+    if agent is None:
+        return None, f"Agent '{name}' is not registered (or was deleted)", known
+    if agent.status != AgentStatus.ACTIVE:
+        return None, f"Agent '{name}' is {agent.status}", known
+    policy = {**DEFAULT_RETRY_CONFIG, **(agent.retry_config or {}), **(task.get("retry") or {})}
+    timeout_ms = task.get("timeout_ms") or agent.timeout_ms
+    call = AgentCall(
+        url=agent.url,
+        headers=auth_headers(agent),
+        timeout_ms=int(timeout_ms),
+        max_retries=int(policy["max_retries"]),
+        initial_delay_ms=int(policy["initial_delay_ms"]),
+        max_delay_ms=int(policy["max_delay_ms"]),
+        backoff_multiplier=float(policy["backoff_multiplier"]),
+    )
+    return call, None, known
+
+
+def result_message(task: dict, result: CallResult) -> dict:
+    return {
+        "run_id": task.get("run_id"),
+        "task_id": task.get("task_id"),
+        "status": "SUCCESS" if result.ok else "FAILURE",
+        "output_data": result.output if result.ok else None,
+        "correlation_id": task.get("correlation_id"),
+        "error_message": None if result.ok else result.error,
+        "timestamp": kafka.now_iso(),
+        "duration_ms": result.duration_ms,
+    }
+
+
+def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:
+    close_old_connections()
+    if result.ok:
+        message, level = f"Agent '{task.get('agent_name')}' answered in {result.duration_ms} ms", LogLevel.INFO
+    else:
+        message, level = f"Agent '{task.get('agent_name')}' call failed: {result.error}", LogLevel.ERROR
+    RunLog.objects.create(
+        run_id=task["run_id"],
+        step_id=task.get("step_id"),
+        level=level,
+        source=LogSource.BRIDGE,
+        message=message,
+        data={
+            "task_id": task.get("task_id"),
+            "attempts": result.attempts,
+            "duration_ms": result.duration_ms,
+            "url": agent_url,
+        },
+    )
+
+
+class Bridge:
+    def __init__(self):
+        self.stopping = False
+        self.tracker = OffsetTracker()
+        self.consumer = None
+        self.poller = ThreadPoolExecutor(1, thread_name_prefix="bridge-kafka")
+        self.db = ThreadPoolExecutor(8, thread_name_prefix="bridge-db")
+        self.semaphore = asyncio.Semaphore(settings.BRIDGE_MAX_IN_FLIGHT)
+
+    def stop(self, *args) -> None:
+        self.stopping = True
+
+    async def process(self, client: httpx.AsyncClient, partition, offset: int, task: dict) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            async with self.semaphore:
+                call, reason, known = await loop.run_in_executor(self.db, task_prepare, task)
+                if call is None and known and reason.startswith("step is"):
+                    log.info("task %s skipped: %s", task.get("task_id"), reason)
+                    return
+                if call is None:
+                    result = CallResult(ok=False, output=None, error=reason, duration_ms=0, attempts=0)
+                else:
+                    result = await call_agent(
+                        client,
+                        call,
+                        task.get("input_data") or {},
+                        correlation_id=str(task.get("correlation_id")),
+                        task_id=str(task.get("task_id")),
+                    )
+                future = kafka.producer().send(
+                    settings.KAFKA_RESULTS_TOPIC, key=str(task.get("run_id")), value=result_message(task, result)
+                )
+                await loop.run_in_executor(self.db, future.get, settings.KAFKA_SEND_TIMEOUT_SECONDS)
+                if known:
+                    await loop.run_in_executor(self.db, call_log, task, result, call.url if call else None)
+        except Exception:  # noqa: BLE001 - one task's failure must not stop the bridge
+            log.exception("task %s at offset %s failed; it will be redelivered", task.get("task_id"), offset)
+            return  # leave the offset in flight: not committed, so a restart redelivers it
+        self.tracker.done(partition, offset)
+
+    def poll(self) -> dict:
+        assigned = self.consumer.assignment()
+        if self.tracker.count() >= settings.BRIDGE_MAX_IN_FLIGHT:
+            self.consumer.pause(*assigned)
+        else:
+            self.consumer.resume(*self.consumer.paused())
+        records = self.consumer.poll(timeout_ms=200, max_records=settings.BRIDGE_MAX_IN_FLIGHT)
+        self.tracker.forget(self.consumer.assignment())
+        offsets = self.tracker.committable()
+        if offsets:
+            try:
+                self.consumer.commit(offsets)
+                self.tracker.mark_committed(offsets)
+            except Exception:  # noqa: BLE001 - a rebalance in between: the new owner redelivers
+                log.warning("offset commit failed", exc_info=True)
+        return records
+
+    async def main(self, *, once: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self.poller, kafka.topics_ensure, [settings.KAFKA_TASKS_TOPIC, settings.KAFKA_RESULTS_TOPIC]
+        )
+        self.consumer = await loop.run_in_executor(
+            self.poller, lambda: kafka.consumer(settings.KAFKA_TASKS_TOPIC, group_id=settings.KAFKA_BRIDGE_GROUP)
+        )
+        limits = httpx.Limits(max_connections=settings.BRIDGE_MAX_IN_FLIGHT, max_keepalive_connections=20)
+        tasks: set[asyncio.Task] = set()
+        log.info(
+            "bridge started (group %s, %d calls in flight at most)",
+            settings.KAFKA_BRIDGE_GROUP,
+            settings.BRIDGE_MAX_IN_FLIGHT,
+        )
+        async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
+            while not self.stopping:
+                records = await loop.run_in_executor(self.poller, self.poll)
+                for partition, batch in records.items():
+                    for record in batch:
+                        self.tracker.add(partition, record.offset)
+                        try:
+                            task = kafka.decode(record.value)
+                            if not task.get("run_id") or not task.get("correlation_id"):
+                                raise ValueError("no run_id or correlation_id")
+                        except ValueError as exc:
+                            log.warning("malformed task at %s@%s skipped: %s", partition.topic, record.offset, exc)
+                            self.tracker.done(partition, record.offset)
+                            continue
+                        job = asyncio.create_task(self.process(client, partition, record.offset, task))
+                        tasks.add(job)
+                        job.add_done_callback(tasks.discard)
+                if once and not records and not tasks and self.consumer.assignment():
+                    break
+            if tasks:
+                await asyncio.wait(tasks, timeout=30)  # let calls in flight finish and publish
+            await loop.run_in_executor(self.poller, self.poll)  # last commit
+        self.consumer.close()
+        log.info("bridge stopped")
+
+    def run(self, *, once: bool = False) -> None:
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        started = time.monotonic()
+        asyncio.run(self.main(once=once))
+        log.debug("bridge ran for %.1f s", time.monotonic() - started)
