@@ -1,0 +1,381 @@
+"""Calling an agent over A2A (JSON-RPC 2.0 over HTTP POST): one blocking message, one result.
+
+We build the JSON-RPC requests by hand instead of using the a2a-sdk client because the bridge must speak
+BOTH A2A 0.3 (`message/send`, lower-case states such as `completed`, parts tagged with `kind`) and A2A 1.0
+(`SendMessage` with the `A2A-Version: 1.0` header, `TASK_STATE_COMPLETED`-style enums, untagged parts),
+picking per agent, while an sdk client speaks one version. The agent card says which version an agent
+speaks; with no card we assume 0.3, which is what the older bridge sent.
+
+`call_agent` never raises for agent or network problems: it returns a `CallResult` whose `error` says
+what went wrong (HTTP status, not JSON, not JSON-RPC, JSON-RPC error, failed task, timeout, unreachable).
+"""
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from agents.card import card_urls
+
+PROTOCOL_03 = "0.3"
+PROTOCOL_10 = "1.0"
+CARD_CACHE_SECONDS = 300
+CARD_FETCH_TIMEOUT = 5.0
+# A connect timeout shorter than the budget lets a dropped SYN be retried instead of eating the whole call.
+CONNECT_TIMEOUT = 5.0
+SNIPPET_CHARS = 200
+
+# url -> (protocol, monotonic expiry)
+_protocol_cache: dict[str, tuple[str, float]] = {}
+
+
+@dataclass(frozen=True)
+class AgentCall:
+    url: str
+    headers: dict[str, str]  # auth headers already built (see agents.card.auth_headers)
+    timeout_ms: int  # bounds the whole call: card discovery, every attempt and the waits between them
+    max_retries: int = 0
+    initial_delay_ms: int = 1000
+    max_delay_ms: int = 30000
+    backoff_multiplier: float = 2.0
+    protocol: str | None = None  # "0.3" | "1.0" | None = discover from the agent card
+
+
+@dataclass
+class CallResult:
+    ok: bool
+    output: dict | None
+    error: str | None
+    duration_ms: int
+    attempts: int  # HTTP attempts made
+
+
+@dataclass
+class _Outcome:
+    output: dict | None = None
+    error: str | None = None
+    retryable: bool = False
+    retry_after: float | None = None  # seconds, from a Retry-After header
+
+
+def clear_protocol_cache() -> None:
+    _protocol_cache.clear()
+
+
+async def call_agent(
+    client: httpx.AsyncClient, call: AgentCall, input_data: dict, *, correlation_id: str, task_id: str
+) -> CallResult:
+    started = time.monotonic()
+    budget = call.timeout_ms / 1000
+    attempts = 0
+    outcome = _Outcome()
+
+    def result(error: str | None) -> CallResult:
+        duration_ms = int((time.monotonic() - started) * 1000)
+        ok = error is None
+        return CallResult(
+            ok=ok, output=outcome.output if ok else None, error=error, duration_ms=duration_ms, attempts=attempts
+        )
+
+    def remaining() -> float:
+        return budget - (time.monotonic() - started)
+
+    base_headers = {**call.headers, "X-Correlation-ID": correlation_id}
+    try:
+        async with asyncio.timeout(budget):
+            if call.protocol:
+                protocol = normalise_protocol(call.protocol)
+            else:
+                protocol = await discover_protocol(client, call.url, base_headers, remaining)
+            while True:
+                attempts += 1
+                outcome = await _attempt(client, call, protocol, input_data, base_headers, task_id, remaining)
+                if outcome.error is None:
+                    return result(None)
+                if not outcome.retryable or attempts > call.max_retries:
+                    return result(_with_attempts(outcome.error, attempts))
+                delay = _backoff_seconds(call, attempts, outcome.retry_after)
+                if delay >= remaining():
+                    return result(
+                        _with_attempts(outcome.error, attempts)
+                        + f"; no time left to retry within the {call.timeout_ms} ms timeout"
+                    )
+                await asyncio.sleep(delay)
+    except TimeoutError:
+        error = f"Agent timed out after {call.timeout_ms} ms"
+        if attempts > 1 and outcome.error:
+            error += f" ({attempts} attempts; earlier: {outcome.error})"
+        return result(error)
+
+
+def _with_attempts(error: str, attempts: int) -> str:
+    return error if attempts == 1 else f"{error} (after {attempts} attempts)"
+
+
+def _backoff_seconds(call: AgentCall, attempts: int, retry_after: float | None) -> float:
+    cap = call.max_delay_ms / 1000
+    delay = min(call.initial_delay_ms / 1000 * call.backoff_multiplier ** (attempts - 1), cap)
+    if retry_after is not None:
+        # The agent's own hint wins when it asks for longer, but never beyond our cap.
+        delay = min(max(delay, retry_after), cap)
+    return delay
+
+
+# --- protocol discovery -------------------------------------------------------------------------------
+
+
+async def discover_protocol(client: httpx.AsyncClient, url: str, headers: dict[str, str], remaining=None) -> str:
+    """ "1.0" or "0.3" from the agent card, cached per URL; "0.3" when there is no card."""
+    cached = _protocol_cache.get(url)
+    if cached and cached[1] > time.monotonic():
+        return cached[0]
+    protocol, definite = await _fetch_protocol(client, url, headers, remaining)
+    if definite:
+        _protocol_cache[url] = (protocol, time.monotonic() + CARD_CACHE_SECONDS)
+    return protocol
+
+
+async def _fetch_protocol(client, url, headers, remaining) -> tuple[str, bool]:
+    """(protocol, definite): a network error or server error is not cached, so the next call asks again."""
+    for card_url in card_urls(url):
+        timeout = CARD_FETCH_TIMEOUT if remaining is None else max(min(remaining(), CARD_FETCH_TIMEOUT), 0.001)
+        try:
+            response = await client.get(card_url, headers={"Accept": "application/json", **headers}, timeout=timeout)
+        except httpx.HTTPError:
+            return PROTOCOL_03, False
+        if response.status_code >= 500:
+            return PROTOCOL_03, False
+        if response.status_code != 200:
+            continue
+        try:
+            card = response.json()
+        except ValueError:
+            continue
+        if isinstance(card, dict):
+            return protocol_from_card(card), True
+    return PROTOCOL_03, True
+
+
+def protocol_from_card(card: dict) -> str:
+    """1.0 when `supportedInterfaces` offers JSON-RPC at protocol 1.x; otherwise (a 0.3 card, with its top-level
+    `protocolVersion` "0.3.x", or a card that says nothing) 0.3.
+
+    A card may offer both (the a2a-sdk 1.x adds the 0.3 fields when a 0.3 interface is listed); 1.0 wins.
+    Only JSON-RPC interfaces count, since that is the only binding we speak.
+    """
+    versions = []
+    for interface in card.get("supportedInterfaces") or []:
+        if isinstance(interface, dict) and str(interface.get("protocolBinding") or "JSONRPC").upper() == "JSONRPC":
+            versions.append(str(interface.get("protocolVersion") or ""))
+    return PROTOCOL_10 if any(normalise_protocol(v) == PROTOCOL_10 for v in versions) else PROTOCOL_03
+
+
+def normalise_protocol(version: str) -> str:
+    """ "1", "1.0" and "1.0.0" all mean 1.0; anything else (0.3.x, 0.2.x, unknown) gets the 0.3 wire format."""
+    return PROTOCOL_10 if str(version).strip().split(".")[0] == "1" else PROTOCOL_03
+
+
+# --- one attempt ---------------------------------------------------------------------------------------
+
+
+def build_request(protocol: str, input_data: dict, *, correlation_id: str, task_id: str) -> dict:
+    text = next(
+        (input_data[k] for k in ("text", "query") if isinstance(input_data.get(k), str) and input_data[k]), None
+    )
+    if text is None:
+        text = json.dumps(input_data, default=str)
+    # Our task id goes in metadata: as the A2A `taskId` it would name a task the agent has never seen.
+    metadata = {"correlation_id": correlation_id, "task_id": task_id}
+    if protocol == PROTOCOL_10:
+        message = {
+            "messageId": str(uuid.uuid4()),
+            "role": "ROLE_USER",
+            "parts": [{"text": text}, {"data": input_data, "mediaType": "application/json"}],
+            "metadata": metadata,
+        }
+        method, configuration = "SendMessage", {"returnImmediately": False, "historyLength": 0}
+    else:
+        message = {
+            "kind": "message",
+            "messageId": str(uuid.uuid4()),
+            "role": "user",
+            "parts": [{"kind": "text", "text": text}, {"kind": "data", "data": input_data}],
+            "metadata": metadata,
+        }
+        # No historyLength: in 0.3 a 0 means "all" on some servers and "none" on others.
+        method, configuration = "message/send", {"blocking": True}
+    params = {"message": message, "configuration": configuration}
+    return {"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": method, "params": params}
+
+
+async def _attempt(client, call: AgentCall, protocol, input_data, headers, task_id, remaining) -> _Outcome:
+    body = build_request(protocol, input_data, correlation_id=headers["X-Correlation-ID"], task_id=task_id)
+    headers = {"Content-Type": "application/json", "Accept": "application/json", **headers}
+    if protocol == PROTOCOL_10:
+        headers["A2A-Version"] = PROTOCOL_10
+    left = max(remaining(), 0.001)
+    # The read timeout is left loose on purpose: the call's own deadline (asyncio.timeout) is what ends a slow call.
+    timeout = httpx.Timeout(left + 1, connect=min(left, CONNECT_TIMEOUT))
+    try:
+        response = await client.post(call.url, json=body, headers=headers, timeout=timeout)
+    except httpx.TimeoutException as exc:
+        if isinstance(exc, httpx.ConnectTimeout):
+            return _Outcome(error=f"Could not reach agent at {call.url}: ConnectTimeout", retryable=True)
+        return _Outcome(error=f"Agent timed out after {call.timeout_ms} ms", retryable=True)
+    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        return _Outcome(error=_unreachable(call.url, exc), retryable=True)
+    except (httpx.HTTPError, httpx.InvalidURL) as exc:
+        return _Outcome(error=_unreachable(call.url, exc))
+    return parse_response(response)
+
+
+def _unreachable(url: str, exc: Exception) -> str:
+    detail = str(exc)
+    return f"Could not reach agent at {url}: {type(exc).__name__}" + (f": {detail}" if detail else "")
+
+
+def _snippet(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "..."
+
+
+def parse_response(response: httpx.Response) -> _Outcome:
+    status = response.status_code
+    if status >= 300:
+        error = f"Agent returned HTTP {status}"
+        if response.text.strip():
+            error += f": {_snippet(response.text)}"
+        retryable = status >= 500 or status == 429
+        return _Outcome(error=error, retryable=retryable, retry_after=_retry_after(response) if retryable else None)
+    try:
+        body = response.json()
+    except ValueError:
+        content_type = response.headers.get("content-type", "no content type")
+        return _Outcome(
+            error=f"Agent returned a response that is not JSON (HTTP {status}, {content_type}): "
+            f"{_snippet(response.text) or '<empty body>'}"
+        )
+    if not isinstance(body, dict) or not ("result" in body or "error" in body):
+        return _Outcome(error=f"Agent returned JSON that is not a JSON-RPC response: {_snippet(json.dumps(body))}")
+    if body.get("error") is not None:
+        error = body["error"]
+        if isinstance(error, dict):
+            return _Outcome(error=f"Agent returned JSON-RPC error {error.get('code')}: {error.get('message')}")
+        return _Outcome(error=f"Agent returned JSON-RPC error: {_snippet(json.dumps(error))}")
+    return parse_result(body.get("result"))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    try:
+        return max(float(response.headers["retry-after"]), 0.0)
+    except (KeyError, ValueError):
+        return None  # absent, or an HTTP date, which we do not bother with
+
+
+# --- the result ----------------------------------------------------------------------------------------
+
+
+def parse_result(result: Any) -> _Outcome:
+    """A task (0.3: `kind: task`; 1.0: wrapped as `{"task": ...}`) or a direct message reply."""
+    if isinstance(result, dict) and isinstance(result.get("task"), dict):
+        result = {**result["task"], "kind": "task"}
+    elif isinstance(result, dict) and isinstance(result.get("message"), dict):
+        result = {**result["message"], "kind": "message"}
+    if not isinstance(result, dict):
+        return _Outcome(
+            error=f"Agent returned a result that is neither a task nor a message: {_snippet(json.dumps(result))}"
+        )
+    kind = result.get("kind") or ("task" if "status" in result else "message" if "parts" in result else None)
+    if kind == "message":
+        output = _content([result.get("parts")])
+        output.update(task_id=result.get("taskId"), context_id=result.get("contextId"))
+        return _Outcome(output=_whole_numbers_as_ints(output))
+    if kind != "task":
+        return _Outcome(
+            error=f"Agent returned a result that is neither a task nor a message: {_snippet(json.dumps(result))}"
+        )
+
+    status = result.get("status") if isinstance(result.get("status"), dict) else {}
+    state = task_state(status.get("state"))
+    message = status.get("message") if isinstance(status.get("message"), dict) else {}
+    status_text = "\n".join(_texts(message.get("parts")))
+    if state != "completed":
+        if state in ("failed", "rejected", "canceled"):
+            error = f"Agent task {state}"
+        else:
+            error = f"Agent task ended in state '{state}', which is not completed"
+        return _Outcome(error=f"{error}: {status_text}" if status_text else error)
+
+    artifacts = [a.get("parts") for a in result.get("artifacts") or [] if isinstance(a, dict)]
+    # Some agents answer in the final status message rather than in an artifact.
+    output = _content(artifacts if artifacts else [message.get("parts")])
+    output.update(task_id=result.get("id"), context_id=result.get("contextId"))
+    return _Outcome(output=_whole_numbers_as_ints(output))
+
+
+def task_state(state: Any) -> str:
+    """0.3 `input-required` and 1.0 `TASK_STATE_INPUT_REQUIRED` both become `input-required`."""
+    state = str(state or "unknown").lower()
+    return state.removeprefix("task_state_").replace("_", "-")
+
+
+def _parts(parts: Any) -> list[dict]:
+    return [p for p in parts or [] if isinstance(p, dict)]
+
+
+def _texts(parts: Any) -> list[str]:
+    return [p["text"] for p in _parts(parts) if isinstance(p.get("text"), str) and p.get("kind", "text") == "text"]
+
+
+def _content(part_lists: list) -> dict:
+    """Data parts merged, plus `text` (text parts joined); a text part holding a JSON object is merged as data.
+
+    Data fields win over the joined text, since they are what the agent meant as structure.
+    """
+    texts: list[str] = []
+    data: dict = {}
+    for parts in part_lists:
+        for part in _parts(parts):
+            if "data" in part and part.get("kind", "data") == "data":
+                if isinstance(part["data"], dict):
+                    data.update(part["data"])
+                else:
+                    data["data"] = part["data"]
+            elif isinstance(part.get("text"), str) and part.get("kind", "text") == "text":
+                parsed = _json_object(part["text"])
+                if parsed is None:
+                    texts.append(part["text"])
+                else:
+                    data.update(parsed)
+    output = {"text": "\n".join(texts)} if texts else {}
+    output.update(data)
+    return output
+
+
+def _json_object(text: str) -> dict | None:
+    if not text.lstrip().startswith("{"):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _whole_numbers_as_ints(value: Any) -> Any:
+    """1.0 agents carry data parts as protobuf Values, which hold every number as a double (3 -> 3.0).
+
+    JSON does not tell 3 from 3.0, so we turn whole floats back into ints; otherwise a workflow template
+    would render a count as "3.0".
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers_as_ints(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers_as_ints(v) for v in value]
+    return value
