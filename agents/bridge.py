@@ -7,6 +7,7 @@ executor may see a result twice, and ignores the second).
 """
 
 import asyncio
+import itertools
 import logging
 import signal
 import threading
@@ -17,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 from django.conf import settings
 from django.db import close_old_connections
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from agents.a2a import AgentCall, CallResult, call_agent
@@ -154,6 +156,7 @@ class Bridge:
         self.poller = ThreadPoolExecutor(1, thread_name_prefix="bridge-kafka")
         self.db = ThreadPoolExecutor(8, thread_name_prefix="bridge-db")
         self.semaphore = asyncio.Semaphore(settings.BRIDGE_MAX_IN_FLIGHT)
+        self.last_repair = 0.0
 
     def stop(self, *args) -> None:
         self.stopping = True
@@ -176,16 +179,28 @@ class Bridge:
                         correlation_id=str(task.get("correlation_id")),
                         task_id=str(task.get("task_id")),
                     )
-                future = kafka.producer().send(
-                    settings.KAFKA_RESULTS_TOPIC, key=str(task.get("run_id")), value=result_message(task, result)
-                )
-                await loop.run_in_executor(self.db, future.get, settings.KAFKA_SEND_TIMEOUT_SECONDS)
+                await self.publish(result_message(task, result))
                 if known:
                     await loop.run_in_executor(self.db, call_log, task, result, call.url if call else None)
         except Exception:  # noqa: BLE001 - one task's failure must not stop the bridge
             log.exception("task %s at offset %s failed; it will be redelivered", task.get("task_id"), offset)
             return  # leave the offset in flight: not committed, so a restart redelivers it
         self.tracker.done(partition, offset)
+
+    async def publish(self, message: dict) -> None:
+        """Sends a result, retrying until Kafka takes it: the call was made, its answer must not be lost."""
+        loop = asyncio.get_running_loop()
+        for attempt in itertools.count():
+            try:
+                future = kafka.producer().send(settings.KAFKA_RESULTS_TOPIC, key=str(message["run_id"]), value=message)
+                await loop.run_in_executor(self.db, future.get, settings.KAFKA_SEND_TIMEOUT_SECONDS)
+                return
+            except Exception as exc:  # noqa: BLE001 - broker down or restarting
+                if self.stopping and attempt >= 2:
+                    raise
+                log.warning("could not publish the result of %s (%s); retrying", message.get("task_id"), exc)
+                kafka.producer_reset()
+                await asyncio.sleep(min(2**attempt, 10))
 
     def poll(self) -> dict:
         assigned = self.consumer.assignment()
@@ -194,14 +209,17 @@ class Bridge:
         else:
             self.consumer.resume(*self.consumer.paused())
         records = self.consumer.poll(timeout_ms=200, max_records=settings.BRIDGE_MAX_IN_FLIGHT)
+        if time.monotonic() - self.last_repair > 2:
+            kafka.positions_repair(self.consumer)
+            self.last_repair = time.monotonic()
         self.tracker.forget(self.consumer.assignment())
         offsets = self.tracker.committable()
         if offsets:
             try:
                 self.consumer.commit(offsets)
                 self.tracker.mark_committed(offsets)
-            except Exception:  # noqa: BLE001 - a rebalance in between: the new owner redelivers
-                log.warning("offset commit failed", exc_info=True)
+            except KafkaError as exc:  # a rebalance or broker restart: the new owner redelivers
+                log.warning("offset commit failed (%s); tasks may be delivered again", exc)
         return records
 
     async def main(self, *, once: bool = False) -> None:
@@ -221,7 +239,12 @@ class Bridge:
         )
         async with httpx.AsyncClient(limits=limits, follow_redirects=False) as client:
             while not self.stopping:
-                records = await loop.run_in_executor(self.poller, self.poll)
+                try:
+                    records = await loop.run_in_executor(self.poller, self.poll)
+                except KafkaError as exc:
+                    log.warning("Kafka error (%s); retrying in a second", exc)
+                    await asyncio.sleep(1)
+                    continue
                 for partition, batch in records.items():
                     for record in batch:
                         self.tracker.add(partition, record.offset)

@@ -249,6 +249,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "polling_interval": 0.2,
     }
+    (CELERY_DATA_DIR / "queue").mkdir(parents=True, exist_ok=True)  # the transport expects its folders
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
 CELERY_BEAT_SCHEDULE = {

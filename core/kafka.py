@@ -68,7 +68,11 @@ def producer() -> KafkaProducer:
                 bootstrap_servers=bootstrap_servers(),
                 acks="all",
                 linger_ms=0,
+                # Consumers dedupe by ids, so broker-side idempotence buys nothing, and its producer id
+                # does not survive a broker that restarts empty (the embedded one): sends would fail forever.
+                enable_idempotence=False,
                 retries=3,
+                delivery_timeout_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000 * 3,
                 max_block_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000,
                 request_timeout_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000,
                 key_serializer=lambda key: key.encode(),
@@ -119,3 +123,18 @@ def topics_ensure(topics: list[str] | None = None) -> None:
                 log.warning("could not create topic %s: %s", topic, exc)
     finally:
         admin.close()
+
+
+def positions_repair(consumer: KafkaConsumer) -> list:
+    """Rewinds partitions whose read position is past their end: the broker came back without its data
+    (the embedded broker keeps messages in memory), and reading on from the old position would wait
+    forever. Returns the partitions rewound."""
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return []
+    ends = consumer.end_offsets(assigned)
+    behind = [tp for tp in assigned if tp in ends and consumer.position(tp) > ends[tp]]
+    if behind:
+        log.warning("rewinding %s: read position past the end (the broker lost its data?)", behind)
+        consumer.seek_to_beginning(*behind)
+    return behind

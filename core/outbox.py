@@ -84,8 +84,9 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
                 failed.append(message)
                 error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - no broker, not configured, ...
-        kafka.producer_reset()
         failed, error = list(messages), f"{type(exc).__name__}: {exc}"
+    if failed:
+        kafka.producer_reset()  # start the next attempt from a fresh connection
     now = timezone.now()
     if sent:
         OutboxMessage.objects.filter(id__in=sent).update(sent_at=now, attempts=F("attempts") + 1, last_error="")

@@ -13,6 +13,7 @@ import uuid
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections, transaction
 from django.utils import timezone
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from core import kafka
@@ -124,10 +125,10 @@ class Executor:
         return collected
 
     def tick(self) -> None:
+        self.last_tick = time.monotonic()
         with outbox_collect() as collected:
             overdue_handle()
         outbox_relay(collected)
-        self.last_tick = time.monotonic()
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=200)
@@ -149,7 +150,11 @@ class Executor:
                 handled += 1
         outbox_relay(to_send)
         if offsets:
-            self.consumer.commit(offsets)
+            try:
+                self.consumer.commit(offsets)
+            except KafkaError as exc:
+                # A rebalance or broker restart: the partition's next owner gets these again (idempotent).
+                log.warning("offset commit failed (%s); the messages may be delivered again", exc)
         return handled
 
     def run(self, *, once: bool = False) -> None:
@@ -161,9 +166,18 @@ class Executor:
         try:
             while not self.stopping:
                 close_old_connections()
-                handled = self.poll_once()
+                try:
+                    handled = self.poll_once()
+                except KafkaError as exc:
+                    log.warning("Kafka error (%s); retrying in a second", exc)
+                    time.sleep(1)
+                    continue
                 if time.monotonic() - self.last_tick >= settings.EXECUTOR_TICK_SECONDS:
-                    self.tick()
+                    try:
+                        self.tick()
+                        kafka.positions_repair(self.consumer)
+                    except Exception:  # noqa: BLE001 - database or broker trouble: the next tick tries again
+                        log.exception("periodic check failed")
                 if once and not handled and self.consumer.assignment():
                     break
         finally:

@@ -1,0 +1,245 @@
+"""The executor's decisions, message by message, without a broker: what it records and what it would send."""
+
+import json
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.utils import timezone
+
+from agents.models import Agent
+from core.models import OutboxMessage
+from core.outbox import outbox_relay_pending
+from runs.choices import RunStatus, StepStatus
+from runs.executor import Executor, overdue_handle
+from runs.models import Run, RunLog, StepExecution
+from runs.services import run_cancel, run_execute, run_retry
+from runs.tasks import runs_recover
+from tests.factories import AgentFactory
+from tests.runs.helpers import chain, workflow_with_agents
+from workflows.services import workflow_create
+
+pytestmark = pytest.mark.django_db
+executor = Executor()
+
+
+def send(topic, message) -> list:
+    raw = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return executor.handle(topic, raw)
+
+
+def start(run) -> list:
+    request = OutboxMessage.objects.filter(topic=settings.KAFKA_EXECUTION_TOPIC, key=str(run.id)).latest("id")
+    return send(settings.KAFKA_EXECUTION_TOPIC, request.payload)
+
+
+def tasks(messages) -> list[dict]:
+    return [m.payload for m in messages if m.topic == settings.KAFKA_TASKS_TOPIC]
+
+
+def result(task, output=None, error=None) -> list:
+    message = {
+        "run_id": task["run_id"],
+        "task_id": task["task_id"],
+        "correlation_id": task["correlation_id"],
+        "status": "FAILURE" if error else "SUCCESS",
+        "output_data": None if error else output,
+        "error_message": error,
+        "timestamp": "2026-11-26T00:00:00Z",
+        "duration_ms": 5,
+    }
+    return send(settings.KAFKA_RESULTS_TOPIC, message)
+
+
+def fresh(run) -> Run:
+    return Run.objects.get(pk=run.pk)
+
+
+def test_a_chain_runs_step_by_step_and_ends_with_the_last_output():
+    workflow = workflow_with_agents("upper", "count")
+    run = run_execute(workflow=workflow, input_data={"text": "a b"}, user=None)
+    sent = start(run)
+    assert fresh(run).status == RunStatus.RUNNING and fresh(run).started_at
+    [task] = tasks(sent)
+    assert task["agent_name"] == "upper" and task["input_data"] == {"text": "a b"} and task["step_id"] == "s1"
+    assert task["task_id"].startswith("task-s1-") and task["correlation_id"].startswith(f"corr-{run.id}-s1-")
+    assert task["attempt"] == 1 and task["timeout_ms"] == 30000
+    monitoring = [m.payload for m in sent if m.topic == settings.KAFKA_MONITORING_TOPIC]
+    assert [(m["step_id"], m["status"]) for m in monitoring] == [("workflow", "RUNNING"), ("s1", "RUNNING")]
+
+    [task2] = tasks(result(task, {"text": "A B"}))
+    assert task2["step_id"] == "s2" and task2["input_data"] == {"text": "A B"}
+    final = result(task2, {"count": 2, "text": "2"})
+    assert not tasks(final)
+    run = fresh(run)
+    assert run.status == RunStatus.COMPLETED and run.output_data == {"count": 2, "text": "2"} and run.completed_at
+    last = [m.payload for m in final if m.topic == settings.KAFKA_MONITORING_TOPIC][-1]
+    assert (last["step_id"], last["status"]) == ("workflow", "COMPLETED")
+    steps = StepExecution.objects.filter(run=run).order_by("created_at")
+    assert [(s.step_id, s.status, s.duration_ms) for s in steps] == [("s1", "COMPLETED", 5), ("s2", "COMPLETED", 5)]
+
+
+def test_redelivered_messages_change_nothing():
+    run = run_execute(workflow=workflow_with_agents("a", "b"), input_data={"text": "x"}, user=None)
+    [task] = tasks(start(run))
+    assert tasks(start(run)) == []  # the same request again: nothing new is dispatched
+    [task2] = tasks(result(task, {"text": "y"}))
+    assert tasks(result(task, {"text": "other"})) == []
+    assert StepExecution.objects.get(run=run, step_id="s1").output_data == {"text": "y"}
+    assert StepExecution.objects.filter(run=run).count() == 2
+    assert RunLog.objects.filter(run=run, level="warning", message__contains="ignored").exists()
+    assert task2["step_id"] == "s2"
+
+
+def test_a_failed_step_fails_the_run_and_retry_resumes_at_it():
+    run = run_execute(workflow=workflow_with_agents("a", "b", "c"), input_data={"text": "x"}, user=None)
+    [task] = tasks(start(run))
+    [task2] = tasks(result(task, {"text": "from s1"}))
+    assert tasks(result(task2, error="Agent returned HTTP 500")) == []
+    failed = fresh(run)
+    assert failed.status == RunStatus.FAILED
+    assert failed.error_message == "Step 's2' failed: Agent returned HTTP 500"
+
+    run_retry(run=failed, user=None)
+    [again] = tasks(start(run))
+    assert again["step_id"] == "s2" and again["attempt"] == 2 and again["input_data"] == {"text": "from s1"}
+    [task3] = tasks(result(again, {"text": "from s2"}))
+    result(task3, {"text": "done"})
+    run = fresh(run)
+    assert run.status == RunStatus.COMPLETED and run.attempt == 2
+    s1_calls = StepExecution.objects.filter(run=run, step_id="s1")
+    assert s1_calls.count() == 1  # completed in attempt 1, never called again
+    assert list(StepExecution.objects.filter(run=run, step_id="s2").values_list("attempt", "status")) == [
+        (1, "FAILED"),
+        (2, "COMPLETED"),
+    ]
+
+
+def test_a_stale_request_from_an_earlier_attempt_is_ignored():
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    first_request = OutboxMessage.objects.get(topic=settings.KAFKA_EXECUTION_TOPIC).payload
+    [task] = tasks(start(run))
+    result(task, error="nope")
+    run_retry(run=fresh(run), user=None)
+    assert tasks(send(settings.KAFKA_EXECUTION_TOPIC, first_request)) == []
+    assert fresh(run).status == RunStatus.PENDING
+
+
+def test_cancel_stops_dispatch_and_late_results_change_nothing():
+    run = run_execute(workflow=workflow_with_agents("a", "b"), input_data={"text": "x"}, user=None)
+    [task] = tasks(start(run))
+    run_cancel(run=fresh(run), user=None, reason="stop")
+    assert tasks(result(task, {"text": "late"})) == []
+    run = fresh(run)
+    assert run.status == RunStatus.CANCELLED
+    step = StepExecution.objects.get(run=run)
+    assert step.status == StepStatus.CANCELLED and step.output_data is None
+    late = RunLog.objects.get(run=run, message__contains="ignored")
+    assert late.data["output_data"] == {"text": "late"}  # recorded in the log, not on the step
+
+
+def test_a_cancellation_request_from_another_producer_cancels():
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    start(run)
+    message = {"message_type": "cancellation_request", "run_id": str(run.id), "cancelled_by": "old-cli"}
+    send(settings.KAFKA_CANCELLATION_TOPIC, message)
+    run = fresh(run)
+    assert run.status == RunStatus.CANCELLED and run.cancelled_by == "old-cli"
+
+
+def test_an_agent_deleted_after_saving_fails_the_run_clearly():
+    run = run_execute(workflow=workflow_with_agents("gone"), input_data={"text": "x"}, user=None)
+    Agent.objects.filter(name="gone").update(status="deleted")
+    assert tasks(start(run)) == []
+    run = fresh(run)
+    assert run.status == RunStatus.FAILED
+    assert run.error_message == "Step 's1' failed: Agent 'gone' does not exist (it was deleted)"
+
+
+def test_an_inactive_agent_fails_the_step():
+    run = run_execute(workflow=workflow_with_agents("sleepy"), input_data={"text": "x"}, user=None)
+    Agent.objects.filter(name="sleepy").update(status="inactive")
+    start(run)
+    assert fresh(run).error_message == "Step 's1' failed: Agent 'sleepy' is inactive"
+
+
+def test_an_unresolvable_reference_fails_the_step_naming_it():
+    AgentFactory(name="a")
+    definition = chain("a", "a", name="refs")
+    definition["steps"]["s2"]["input_mapping"] = {"value": "${s1.output.missing}"}
+    run = run_execute(workflow=workflow_create(user=None, definition=definition), input_data={"text": "x"}, user=None)
+    [task] = tasks(start(run))
+    result(task, {"text": "no missing key"})
+    run = fresh(run)
+    assert run.status == RunStatus.FAILED
+    assert "${s1.output.missing}" in run.error_message and "no key 'missing'" in run.error_message
+
+
+def test_step_types_of_the_next_release_fail_clearly():
+    AgentFactory(name="a")
+    definition = chain("a", "a", "a", name="parallel")
+    definition["start_step"] = "p"
+    definition["steps"]["p"] = {"id": "p", "type": "parallel", "parallel_steps": ["s1", "s2"], "next_step": "s3"}
+    definition["steps"]["s1"]["next_step"] = None
+    definition["steps"]["s1"]["input_mapping"] = definition["steps"]["s2"]["input_mapping"] = {}
+    definition["steps"]["s3"]["input_mapping"] = {}
+    run = run_execute(workflow=workflow_create(user=None, definition=definition), input_data={}, user=None)
+    start(run)
+    assert fresh(run).error_message == "Step 'p': step type 'parallel' is not supported yet"
+
+
+def test_a_step_that_times_out_is_retried_per_policy_then_fails():
+    AgentFactory(
+        name="slow", retry_config={"max_retries": 1, "initial_delay_ms": 0, "max_delay_ms": 0, "backoff_multiplier": 2}
+    )
+    definition = chain("slow", name="timeouts", s1={"timeout_seconds": 2})
+    run = run_execute(workflow=workflow_create(user=None, definition=definition), input_data={"text": "x"}, user=None)
+    [task] = tasks(start(run))
+    assert task["timeout_ms"] == 2000
+    StepExecution.objects.filter(run=run).update(due_at=timezone.now() - timedelta(seconds=1))
+    overdue_handle()  # times out try 1, schedules try 2 (no delay)
+    overdue_handle()  # sends try 2
+    tries = list(StepExecution.objects.filter(run=run).order_by("try_number").values_list("try_number", "status"))
+    assert tries == [(1, "FAILED"), (2, "RUNNING")]
+    assert (
+        "Timed out: no result from agent 'slow' within 2000 ms" in StepExecution.objects.get(try_number=1).error_message
+    )
+    assert tasks(result(task, {"text": "late"})) == []  # try 1's late answer is ignored
+    assert fresh(run).status == RunStatus.RUNNING
+
+    StepExecution.objects.filter(run=run, try_number=2).update(due_at=timezone.now() - timedelta(seconds=1))
+    overdue_handle()
+    run = fresh(run)
+    assert run.status == RunStatus.FAILED and "Timed out" in run.error_message
+
+
+def test_malformed_and_unknown_messages_are_skipped():
+    assert send(settings.KAFKA_RESULTS_TOPIC, b"not json") == []
+    assert send(settings.KAFKA_RESULTS_TOPIC, b"[1, 2]") == []
+    assert send(settings.KAFKA_RESULTS_TOPIC, {"correlation_id": "corr-unknown", "status": "SUCCESS"}) == []
+    assert send(settings.KAFKA_EXECUTION_TOPIC, {"run_id": "not-a-uuid"}) == []
+    assert send(settings.KAFKA_EXECUTION_TOPIC, {"run_id": "5b0f2d4c-8f57-4a8e-9c43-0f3c2a9d6b11"}) == []
+    assert send(settings.KAFKA_CANCELLATION_TOPIC, {}) == []
+
+
+def test_recovery_requests_runs_whose_lease_expired_again():
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    assert runs_recover() == 0
+    Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert runs_recover() == 1
+    assert OutboxMessage.objects.filter(topic=settings.KAFKA_EXECUTION_TOPIC, key=str(run.id)).count() == 2
+    assert fresh(run).lease_expires_at > timezone.now()
+    [task] = tasks(start(run))  # the re-sent request is handled like the first
+    assert task["step_id"] == "s1"
+
+
+def test_without_kafka_the_outbox_keeps_messages_and_backs_off(settings):
+    settings.KAFKA_BOOTSTRAP_SERVERS = []
+    run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    assert outbox_relay_pending() == 0
+    pending = OutboxMessage.objects.filter(sent_at__isnull=True)
+    assert pending.count() == 2  # the execution request and the PENDING monitoring update
+    message = pending.first()
+    assert message.attempts == 1 and "KAFKA_BOOTSTRAP_SERVERS" in message.last_error
+    assert message.next_attempt_at > timezone.now()
+    assert outbox_relay_pending() == 0 and pending.first().attempts == 1  # not due yet

