@@ -224,12 +224,17 @@ class Bridge:
 
     async def main(self, *, once: bool = False) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            self.poller, kafka.topics_ensure, [settings.KAFKA_TASKS_TOPIC, settings.KAFKA_RESULTS_TOPIC]
-        )
         self.consumer = await loop.run_in_executor(
-            self.poller, lambda: kafka.consumer(settings.KAFKA_TASKS_TOPIC, group_id=settings.KAFKA_BRIDGE_GROUP)
+            self.poller,
+            lambda: kafka.consumer_connect(
+                settings.KAFKA_TASKS_TOPIC,
+                also_create=[settings.KAFKA_RESULTS_TOPIC],
+                group_id=settings.KAFKA_BRIDGE_GROUP,
+                stopping=lambda: self.stopping,
+            ),
         )
+        if self.consumer is None:
+            return
         limits = httpx.Limits(max_connections=settings.BRIDGE_MAX_IN_FLIGHT, max_keepalive_connections=20)
         tasks: set[asyncio.Task] = set()
         log.info(

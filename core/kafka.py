@@ -1,8 +1,10 @@
 """One place that knows how we talk to Kafka: JSON values, string keys, settings-driven clients."""
 
+import itertools
 import json
 import logging
 import threading
+import time
 import uuid
 from datetime import UTC, datetime
 
@@ -138,3 +140,21 @@ def positions_repair(consumer: KafkaConsumer) -> list:
         log.warning("rewinding %s: read position past the end (the broker lost its data?)", behind)
         consumer.seek_to_beginning(*behind)
     return behind
+
+
+def consumer_connect(*topics: str, group_id: str, stopping, also_create=()) -> KafkaConsumer | None:
+    """A consumer of `topics` once the broker answers; waits (and says so) while it does not.
+
+    The topics (and `also_create`, the ones this process writes to) are created when missing.
+    None if asked to stop while waiting."""
+    for attempt in itertools.count():
+        if stopping():
+            return None
+        try:
+            topics_ensure([*topics, *also_create])
+            return consumer(*topics, group_id=group_id)
+        except KafkaError as exc:
+            if attempt == 0 or attempt % 10 == 0:
+                log.warning("waiting for Kafka at %s (%s)", ",".join(bootstrap_servers()), exc)
+            time.sleep(min(0.5 * 2**attempt, 5))
+    return None

@@ -158,10 +158,16 @@ class Executor:
         return handled
 
     def run(self, *, once: bool = False) -> None:
-        kafka.topics_ensure()
-        self.consumer = kafka.consumer(*self.handlers, group_id=settings.KAFKA_EXECUTOR_GROUP)
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        self.consumer = kafka.consumer_connect(
+            *self.handlers,
+            also_create=[settings.KAFKA_TASKS_TOPIC, settings.KAFKA_MONITORING_TOPIC],
+            group_id=settings.KAFKA_EXECUTOR_GROUP,
+            stopping=lambda: self.stopping,
+        )
+        if self.consumer is None:
+            return
         log.info("executor started (group %s)", settings.KAFKA_EXECUTOR_GROUP)
         try:
             while not self.stopping:

@@ -1,5 +1,7 @@
 """Writes to workflow definitions: create, update (a new version when the definition changes), delete."""
 
+import uuid
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework.exceptions import ErrorDetail
@@ -58,13 +60,16 @@ def definition_changes(before: dict, after: dict) -> dict:
     return {**top, **{f"steps.{step_id}": change for step_id, change in steps.items()}}
 
 
-def workflow_create(*, user, definition: dict, status: str = WorkflowStatus.ACTIVE) -> Workflow:
+def workflow_create(
+    *, user, definition: dict, status: str = WorkflowStatus.ACTIVE, workflow_id: uuid.UUID | None = None
+) -> Workflow:
     plan = definition_check(definition)
     username = user.get_username() if user is not None else ""
     _ensure_name_free(plan["name"])
     try:
         with transaction.atomic():
             workflow = Workflow.objects.create(
+                id=workflow_id or uuid.uuid4(),
                 name=plan["name"],
                 description=plan.get("description") or "",
                 status=status,

@@ -1,0 +1,44 @@
+"""What the one-command quick start sets up: the demo agent's skills as agents, and a sample workflow."""
+
+import uuid
+
+from agents.choices import AgentStatus
+from agents.models import Agent
+from agents.services import agent_create, agent_update
+from workflows.models import Workflow
+from workflows.services import workflow_create
+
+DEMO_SKILLS = ("echo", "uppercase", "word_count", "fail", "slow")
+# A fixed id, so the README can show one command that runs the sample.
+SAMPLE_WORKFLOW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
+SAMPLE_WORKFLOW = {
+    "name": "demo-shout-and-count",
+    "description": "Upper-cases a text with one agent, then counts its words with another.",
+    "start_step": "shout",
+    "input_schema": {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}},
+    "steps": {
+        "shout": {
+            "id": "shout",
+            "agent_name": "demo-uppercase",
+            "input_mapping": {"text": "${workflow.input.text}"},
+            "next_step": "count",
+        },
+        "count": {"id": "count", "agent_name": "demo-word_count", "input_mapping": {"text": "${shout.output.text}"}},
+    },
+}
+
+
+def demo_setup(*, user, agent_url: str) -> Workflow:
+    """Registers (or re-points) one agent per demo skill and creates the sample workflow once."""
+    base = agent_url.rstrip("/")
+    for skill in DEMO_SKILLS:
+        name, url = f"demo-{skill}", f"{base}/{skill}"
+        agent = Agent.objects.exclude(status=AgentStatus.DELETED).filter(name=name).first()
+        if agent is None:
+            agent_create(user=user, data={"name": name, "url": url, "description": f"Demo agent skill '{skill}'."})
+        elif agent.url != url:
+            agent_update(agent=agent, user=user, data={"url": url})
+    workflow = Workflow.objects.filter(pk=SAMPLE_WORKFLOW_ID).first()
+    if workflow is None:
+        workflow = workflow_create(user=user, definition=SAMPLE_WORKFLOW, workflow_id=SAMPLE_WORKFLOW_ID)
+    return workflow
