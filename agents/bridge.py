@@ -157,6 +157,7 @@ class Bridge:
         self.db = ThreadPoolExecutor(8, thread_name_prefix="bridge-db")
         self.semaphore = asyncio.Semaphore(settings.BRIDGE_MAX_IN_FLIGHT)
         self.last_repair = 0.0
+        self.seen_ends: dict = {}
 
     def stop(self, *args) -> None:
         self.stopping = True
@@ -210,7 +211,7 @@ class Bridge:
             self.consumer.resume(*self.consumer.paused())
         records = self.consumer.poll(timeout_ms=200, max_records=settings.BRIDGE_MAX_IN_FLIGHT)
         if time.monotonic() - self.last_repair > 2:
-            kafka.positions_repair(self.consumer)
+            kafka.positions_repair(self.consumer, self.seen_ends)
             self.last_repair = time.monotonic()
         self.tracker.forget(self.consumer.assignment())
         offsets = self.tracker.committable()

@@ -311,25 +311,44 @@ def _request(url: str, method: str, path: str, headers: dict[str, str], body: by
         return type(exc).__name__, b""
 
 
-def _load_share(url: str, path: str, headers: dict[str, str], count: int) -> tuple[list, dict, float, float]:
-    """One load process: `count` sequential GETs with the standard library's lean HTTP client."""
+def _load_share(
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    count: int,
+    method: str = "GET",
+    body: bytes | None = None,
+    expect: int = 200,
+) -> tuple[list, dict, float, float]:
+    """One load process: `count` sequential requests with the standard library's lean HTTP client."""
     latencies, failures = [], {}
     first = last = time.perf_counter()  # CLOCK_MONOTONIC: comparable across processes on Linux
     for index in range(count):
         began = time.perf_counter()
         if index == 0:
             first = began
-        outcome, _ = _request(url, "GET", path, headers, None)
+        outcome, _ = _request(url, method, path, headers, body)
         last = time.perf_counter()
-        if outcome == 200:
+        if outcome == expect:
             latencies.append(last - began)
         else:
             failures[str(outcome)] = failures.get(str(outcome), 0) + 1
     return latencies, failures, first, last
 
 
-def load(url: str, path: str, headers: dict[str, str], total: int, concurrency: int, name: str) -> Result:
-    """Send `total` GETs to `path` from `concurrency` processes (not threads: the client must not
+def load(
+    url: str,
+    path: str,
+    headers: dict[str, str],
+    total: int,
+    concurrency: int,
+    name: str,
+    *,
+    method: str = "GET",
+    body: bytes | None = None,
+    expect: int = 200,
+) -> Result:
+    """Send `total` requests to `path` from `concurrency` processes (not threads: the client must not
     queue on one GIL, or its own overhead would be measured as server latency)."""
     from concurrent.futures import ProcessPoolExecutor
 
@@ -337,7 +356,16 @@ def load(url: str, path: str, headers: dict[str, str], total: int, concurrency: 
     result = Result(name)
     with ProcessPoolExecutor(max_workers=concurrency) as pool:
         outcomes = list(
-            pool.map(_load_share, [url] * concurrency, [path] * concurrency, [headers] * concurrency, shares)
+            pool.map(
+                _load_share,
+                [url] * concurrency,
+                [path] * concurrency,
+                [headers] * concurrency,
+                shares,
+                [method] * concurrency,
+                [body] * concurrency,
+                [expect] * concurrency,
+            )
         )
     for latencies, failures, _, _ in outcomes:
         result.latencies.extend(latencies)

@@ -127,19 +127,23 @@ def topics_ensure(topics: list[str] | None = None) -> None:
         admin.close()
 
 
-def positions_repair(consumer: KafkaConsumer) -> list:
-    """Rewinds partitions whose read position is past their end: the broker came back without its data
-    (the embedded broker keeps messages in memory), and reading on from the old position would wait
-    forever. Returns the partitions rewound."""
+def positions_repair(consumer: KafkaConsumer, seen_ends: dict) -> list:
+    """Rewinds partitions whose log shrank under us: the broker came back without its data (the
+    embedded broker keeps messages in memory), and reading on from the old position would wait
+    forever. A log's end never moves back otherwise, so that is the signal; `seen_ends` is the
+    caller's memory of the ends seen last time. Returns the partitions rewound."""
     assigned = list(consumer.assignment())
     if not assigned:
         return []
     ends = consumer.end_offsets(assigned)
-    behind = [tp for tp in assigned if tp in ends and consumer.position(tp) > ends[tp]]
-    if behind:
-        log.warning("rewinding %s: read position past the end (the broker lost its data?)", behind)
-        consumer.seek_to_beginning(*behind)
-    return behind
+    lost = [
+        tp for tp in assigned if tp in ends and ends[tp] < seen_ends.get(tp, 0) and consumer.position(tp) > ends[tp]
+    ]
+    seen_ends.update(ends)
+    if lost:
+        log.warning("rewinding %s: the broker lost its messages (restarted empty?)", lost)
+        consumer.seek_to_beginning(*lost)
+    return lost
 
 
 def consumer_connect(*topics: str, group_id: str, stopping, also_create=()) -> KafkaConsumer | None:

@@ -109,6 +109,7 @@ class Executor:
         self.stopping = False
         self.consumer = None
         self.last_tick = 0.0
+        self.seen_ends: dict = {}
 
     def stop(self, *args) -> None:
         self.stopping = True
@@ -181,7 +182,7 @@ class Executor:
                 if time.monotonic() - self.last_tick >= settings.EXECUTOR_TICK_SECONDS:
                     try:
                         self.tick()
-                        kafka.positions_repair(self.consumer)
+                        kafka.positions_repair(self.consumer, self.seen_ends)
                     except Exception:  # noqa: BLE001 - database or broker trouble: the next tick tries again
                         log.exception("periodic check failed")
                 if once and not handled and self.consumer.assignment():

@@ -81,7 +81,7 @@ def _database(tmp: Path) -> tuple[str, callable]:
 
 
 class System:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, extra_env: dict | None = None, web_workers: int = 2):
         self.tmp = tmp
         self.processes: dict[str, Process] = {}
         self.kafka_port, self.web_port, self.agent_port = free_port(), free_port(), free_port()
@@ -115,6 +115,8 @@ class System:
             "LOG_LEVEL": "INFO",
         }
         self.env.pop("REDIS_URL", None)  # Celery on the filesystem transport: no queue shared with other tests
+        self.env.update(extra_env or {})
+        self.web_workers = web_workers
         self.key = ""
 
     def _process(self, name: str, *args: str) -> Process:
@@ -153,7 +155,7 @@ class System:
             "-b",
             f"127.0.0.1:{self.web_port}",
             "-w",
-            "2",
+            str(self.web_workers),
             "--log-level",
             "warning",
         ).start()

@@ -1,0 +1,206 @@
+"""Benchmark the execution engine: the execute endpoint, the engine's overhead per step, and many runs at once.
+
+What it measures (the whole system in processes, as `tests/support/system.py` starts it: gunicorn,
+Celery worker + beat, executor, bridge, the embedded broker and the demo agent, on PostgreSQL)
+
+    (a) execute: requests/s and latency of ``POST /workflows/{id}/execute`` for ``--triggers`` runs
+        of a one-step workflow from ``--concurrency`` client processes (target: at least 100/s);
+        then how long the system takes to finish them all.
+    (b) overhead: one 50-step chain against the demo agent's instant ``echo`` skill; for each step the
+        time from its dispatch to the next step's dispatch (target: median under 25 ms), and the
+        part of it the agent call itself took (as the bridge measured it).
+    (c) concurrency: ``--runs`` runs of a 3-step workflow started at once; all must complete, each
+        with exactly 3 step executions and 3 agent calls (none lost, none duplicated); the time
+        from the first request to the last completion.
+
+How to run (from the project root, PostgreSQL on 127.0.0.1:5432 with trust auth)::
+
+    .venv/bin/python bench/engine.py [--triggers 2000] [--concurrency 8] [--runs 200] [--web-workers 2]
+                                      [--celery-redis redis://127.0.0.1:6379/15]
+
+By default Celery uses the server-less filesystem transport as in the embedded default; with
+``--celery-redis`` it uses that Redis database (as production does). The exit code is 1 when a run
+failed, was lost or was duplicated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import load  # noqa: E402
+from tests.support.system import System, wait_for  # noqa: E402
+
+
+def ms(values) -> str:
+    ordered = sorted(values)
+    if not ordered:
+        return "n/a"
+    p95 = ordered[max(0, int(len(ordered) * 0.95 + 0.5) - 1)]
+    return f"median {statistics.median(ordered):.1f} ms, p95 {p95:.1f} ms, max {ordered[-1]:.1f} ms (n={len(ordered)})"
+
+
+def when(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def chain(system: System, name: str, agent: str, steps: int) -> str:
+    body = {
+        "name": name,
+        "start_step": "s1",
+        "steps": {
+            f"s{i}": {
+                "id": f"s{i}",
+                "agent_name": agent,
+                "input_mapping": {"text": "${workflow.input.text}" if i == 1 else f"${{s{i - 1}.output.text}}"},
+                "next_step": f"s{i + 1}" if i < steps else None,
+            }
+            for i in range(1, steps + 1)
+        },
+    }
+    response = system.api("POST", "/workflows", body)
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def active_runs(system: System) -> int:
+    return system.api("GET", "/runs?status=PENDING,RUNNING&page_size=1").json()["total"]
+
+
+def all_runs(system: System, workflow_id: str) -> list[dict]:
+    runs, page = [], 1
+    while True:
+        body = system.api("GET", f"/runs?workflow_id={workflow_id}&page_size=100&page={page}").json()
+        runs += body["items"]
+        if page * 100 >= body["total"]:
+            return runs
+        page += 1
+
+
+def bench_execute(system: System, args, headers) -> bool:
+    workflow_id = chain(system, "bench-execute", "bench-echo", 1)
+    path = f"/api/v1/workflows/{workflow_id}/execute"
+    body = json.dumps({"input_data": {"text": "hi"}}).encode()
+    load(system.url, path, headers, 50, 2, "warm-up", method="POST", body=body, expect=202)
+    wait_for(lambda: active_runs(system) == 0, timeout=120, what="warm-up runs")
+    started = time.monotonic()
+    result = load(
+        system.url, path, headers, args.triggers, args.concurrency, "execute", method="POST", body=body, expect=202
+    )
+    print(
+        f"(a) execute: {result.requests} requests from {args.concurrency} processes, {sum(result.failures.values())}"
+        f" failed {result.failures or ''}"
+    )
+    print(
+        f"    {result.rps:.0f} requests/s; latency median {result.median:.1f} ms, p95 {result.percentile(95):.1f} ms"
+        f" (target: >= 100/s)"
+    )
+    wait_for(lambda: active_runs(system) == 0, timeout=600, interval=0.5, what="the triggered runs")
+    print(f"    all {args.triggers} runs finished {time.monotonic() - started:.1f} s after the first request")
+    statuses = {}
+    for run in all_runs(system, workflow_id):
+        statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+    print(f"    statuses: {statuses}")
+    return not result.failures and set(statuses) == {"COMPLETED"}
+
+
+def bench_overhead(system: System) -> bool:
+    workflow_id = chain(system, "bench-chain-50", "bench-echo", 50)
+    gaps, calls = [], []
+    for _ in range(3):
+        run = system.api("POST", f"/workflows/{workflow_id}/execute", {"input_data": {"text": "x"}}).json()
+        done = system.run_wait(run["id"], timeout=300)
+        if done["status"] != "COMPLETED":
+            print("(b) the chain did not complete:", done)
+            return False
+        steps = system.api("GET", f"/runs/{run['id']}/steps?page_size=100").json()["items"]
+        started = [when(s["started_at"]) for s in steps]
+        gaps += [(b - a).total_seconds() * 1000 for a, b in zip(started, started[1:], strict=False)]
+        calls += [s["duration_ms"] for s in steps[:-1]]
+    print("(b) 50-step chain x 3, dispatch to next dispatch:", ms(gaps), "(target: median < 25 ms)")
+    print("    of which the agent call (bridge-measured):", ms(calls))
+    overhead = statistics.median(gaps) - statistics.median(calls)
+    print(f"    engine overhead per step (median gap - median call): {overhead:.1f} ms")
+    return True
+
+
+def bench_concurrent(system: System, args, headers) -> bool:
+    workflow_id = chain(system, "bench-three", "bench-echo", 3)
+    path = f"/api/v1/workflows/{workflow_id}/execute"
+    body = json.dumps({"input_data": {"text": "x"}}).encode()
+    started = time.monotonic()
+    result = load(system.url, path, headers, args.runs, args.concurrency, "runs", method="POST", body=body, expect=202)
+    wait_for(lambda: active_runs(system) == 0, timeout=600, interval=0.2, what="the concurrent runs")
+    elapsed = time.monotonic() - started
+    runs = all_runs(system, workflow_id)
+    completed = [r for r in runs if r["status"] == "COMPLETED"]
+    step_counts = {r["id"]: system.api("GET", f"/runs/{r['id']}/steps").json()["total"] for r in runs}
+    calls = {}
+    for call in system.agent_calls():
+        run_id = (call.get("correlation_id") or "")[5:41]
+        calls[run_id] = calls.get(run_id, 0) + 1
+    duplicated = [r for r in runs if step_counts[r["id"]] != 3 or calls.get(r["id"]) != 3]
+    print(
+        f"(c) {args.runs} concurrent 3-step runs: {len(runs)} created, {len(completed)} completed, "
+        f"{args.runs - len(runs) + sum(result.failures.values())} lost, {len(duplicated)} with a step count or "
+        f"agent call count other than 3"
+    )
+    print(f"    all finished {elapsed:.1f} s after the first request")
+    return len(completed) == args.runs and not duplicated
+
+
+class _kept:
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        Path(self.path).mkdir(parents=True, exist_ok=True)
+        return self.path
+
+    def __exit__(self, *exc):
+        return False
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--triggers", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--celery-redis", default=None)
+    args = parser.parse_args()
+    os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    extra = {"LOG_LEVEL": "WARNING", "EXECUTOR_LEASE_SECONDS": "60", "RUN_RECOVERY_SECONDS": "10"}
+    if args.celery_redis:
+        extra["CELERY_BROKER_URL"] = args.celery_redis
+    parser_keep = os.environ.get("BENCH_KEEP")  # keep the processes' logs there, for a look after a failure
+    with tempfile.TemporaryDirectory() if not parser_keep else _kept(parser_keep) as tmp:
+        system = System(Path(tmp), extra_env=extra, web_workers=args.web_workers).start()
+        try:
+            response = system.api(
+                "POST",
+                "/agents",
+                {"name": "bench-echo", "url": f"{system.agent_url}/echo", "retry_config": {"max_retries": 0}},
+            )
+            assert response.status_code == 201, response.text
+            headers = {"X-API-Key": system.key, "Content-Type": "application/json"}
+            ok = bench_execute(system, args, headers)
+            ok = bench_overhead(system) and ok
+            ok = bench_concurrent(system, args, headers) and ok
+        finally:
+            system.stop()
+    print("OK" if ok else "FAILED: see above")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
