@@ -106,10 +106,14 @@ def bench_execute(system: System, args, headers) -> bool:
     )
     wait_for(lambda: active_runs(system) == 0, timeout=600, interval=0.5, what="the triggered runs")
     print(f"    all {args.triggers} runs finished {time.monotonic() - started:.1f} s after the first request")
-    statuses = {}
+    statuses, errors = {}, {}
     for run in all_runs(system, workflow_id):
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1
+        if run["error_message"]:
+            errors[run["error_message"]] = errors.get(run["error_message"], 0) + 1
     print(f"    statuses: {statuses}")
+    for error, count in errors.items():
+        print(f"    {count} x {error}")
     return not result.failures and set(statuses) == {"COMPLETED"}
 
 

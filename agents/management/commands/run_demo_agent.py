@@ -20,6 +20,9 @@ class Command(BaseCommand):
         # Binding first makes --port 0 usable: the real port is known before the cards are built.
         sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit this: without it a keep-alive response written in two parts
+        # waits for the client's delayed ACK (40 ms per call).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
         port = sock.getsockname()[1]
         url = (base_url or f"http://{host}:{port}").rstrip("/")
