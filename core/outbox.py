@@ -31,7 +31,8 @@ _collector: contextvars.ContextVar[list | None] = contextvars.ContextVar("outbox
 
 @contextlib.contextmanager
 def outbox_collect():
-    """Inside this block, enqueued messages are gathered for the caller to relay itself after commit."""
+    """Inside this block, enqueued messages are gathered, unsaved, for the caller to insert in one go
+    (`OutboxMessage.objects.bulk_create`) before its commit and to relay itself after it."""
     collected: list[OutboxMessage] = []
     token = _collector.set(collected)
     try:
@@ -50,12 +51,20 @@ def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:
     notify = collected is None
     # Rows the writer relays itself are left alone by the worker for a while (no double sends).
     due = timezone.now() + (timedelta(0) if notify else FRESH_GRACE)
-    message = OutboxMessage.objects.create(topic=topic, key=key, payload=payload, next_attempt_at=due)
-    if notify:
-        transaction.on_commit(_notify_worker)
-    else:
+    message = OutboxMessage(topic=topic, key=key, payload=payload, next_attempt_at=due)
+    if not notify:
         collected.append(message)
+        return message
+    message.save()
+    if not _notify_pending():
+        transaction.on_commit(_notify_worker)
     return message
+
+
+def _notify_pending() -> bool:
+    """Whether this transaction already asks a worker to relay (one request covers all its rows)."""
+    connection = transaction.get_connection()
+    return connection.in_atomic_block and any(func is _notify_worker for _, func, *_ in connection.run_on_commit)
 
 
 def _notify_worker() -> None:

@@ -59,7 +59,8 @@ class Decider:
         self.run = run
         self.plan = run.plan
         self.latest: dict[tuple[str, str], StepExecution] = {}
-        for execution in run.steps.order_by("attempt", "try_number", "created_at"):
+        self.latest_all = list(run.steps.order_by("attempt", "try_number", "created_at"))
+        for execution in self.latest_all:
             self.latest[(execution.scope, execution.step_id)] = execution
 
     # -- the walk --------------------------------------------------------------------------------
@@ -193,9 +194,15 @@ class Decider:
     def lease_renew(self) -> None:
         """A waiting run is looked at again by recovery once its lease and every active step's deadline pass."""
         deadlines = [e.due_at for e in self.latest.values() if e.status in ACTIVE_STEP and e.due_at]
-        lease = timezone.now() + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS)
-        self.run.lease_expires_at = max([lease, *deadlines])
-        Run.objects.filter(pk=self.run.pk).update(lease_expires_at=self.run.lease_expires_at)
+        now = timezone.now()
+        lease = max([now + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS), *deadlines])
+        current = self.run.lease_expires_at
+        # Renewing at every step would cost a write each time; half a lease of slack is enough.
+        half = timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS / 2)
+        if current is not None and current - now >= half and all(d <= current for d in deadlines):
+            return
+        self.run.lease_expires_at = lease
+        Run.objects.filter(pk=self.run.pk).update(lease_expires_at=lease)
 
     # -- results and deadlines -------------------------------------------------------------------
 
@@ -211,7 +218,7 @@ class Decider:
             execution.status = StepStatus.FAILED
             execution.error_message = str(result.get("error_message") or "The agent reported a failure")
             message, level = f"Step '{execution.step_id}' failed: {execution.error_message}", LogLevel.ERROR
-        execution.save()
+        execution.save(update_fields=["status", "output_data", "error_message", "completed_at", "duration_ms"])
         run_log(
             self.run,
             message,

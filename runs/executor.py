@@ -5,6 +5,7 @@ go through the outbox and are sent right after the commit, and the Kafka offsets
 only after that. A crash anywhere means redelivery, and every handler is idempotent.
 """
 
+import contextlib
 import logging
 import signal
 import time
@@ -17,14 +18,27 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from core import kafka
+from core.models import OutboxMessage
 from core.outbox import outbox_collect, outbox_relay
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
 from runs.decider import Decider
-from runs.models import Run, StepExecution
-from runs.services import run_log, run_transition, steps_cancel
+from runs.models import Run, RunLog, StepExecution
+from runs.services import run_log, run_logs_collect, run_transition, steps_cancel
 
 log = logging.getLogger(__name__)
 SOURCE = LogSource.EXECUTOR
+
+
+@contextlib.contextmanager
+def unit_of_work(sent: list):
+    """One transaction whose run logs and outbox rows are inserted in bulk at its end; the rows to
+    relay after the commit are added to `sent`."""
+    with outbox_collect() as collected, run_logs_collect() as logs:
+        with transaction.atomic():
+            yield
+            RunLog.objects.bulk_create(logs)
+            OutboxMessage.objects.bulk_create(collected)
+    sent.extend(collected)
 
 
 def _locked_run(run_id) -> Run | None:
@@ -63,12 +77,15 @@ def cancellation_request_handle(message: dict) -> None:
 
 def agent_result_handle(message: dict) -> None:
     correlation_id = message.get("correlation_id")
-    found = StepExecution.objects.filter(correlation_id=correlation_id).values_list("run_id", flat=True).first()
-    if not correlation_id or found is None:
-        log.warning("agent result with unknown correlation id %r ignored", correlation_id)
+    # The run id in the message saves a lookup; the correlation id decides which step it is.
+    run = _locked_run(message.get("run_id")) if correlation_id else None
+    decider = Decider(run) if run is not None else None
+    execution = next((e for e in decider.latest_all if e.correlation_id == correlation_id), None) if decider else None
+    if execution is None:
+        log.warning(
+            "agent result with unknown correlation id %r (run %r) ignored", correlation_id, message.get("run_id")
+        )
         return
-    run = _locked_run(found)
-    execution = StepExecution.objects.get(correlation_id=correlation_id)
     if execution.status != StepStatus.RUNNING or run.status != RunStatus.RUNNING:
         run_log(
             run,
@@ -79,11 +96,10 @@ def agent_result_handle(message: dict) -> None:
             data={k: message.get(k) for k in ("status", "output_data", "error_message", "task_id")},
         )
         return
-    decider = Decider(run)
-    decider.result_record(decider.latest[(execution.scope, execution.step_id)], message)
+    decider.result_record(execution, message)
 
 
-def overdue_handle(limit: int = 100) -> int:
+def overdue_handle(sent: list, limit: int = 100) -> int:
     """Steps past their deadline and retries that are due, across all runs. Returns how many runs were looked at."""
     now = timezone.now()
     run_ids = list(
@@ -92,11 +108,17 @@ def overdue_handle(limit: int = 100) -> int:
         .distinct()[:limit]
     )
     for run_id in run_ids:
-        with transaction.atomic():
+        with unit_of_work(sent):
             run = _locked_run(run_id)
             if run is not None and run.status == RunStatus.RUNNING:
                 Decider(run).overdue_handle(now)
     return len(run_ids)
+
+
+def _commit_done(offsets, response) -> None:
+    if isinstance(response, Exception):
+        # A rebalance or broker restart: the partition's next owner gets these again (idempotent).
+        log.warning("offset commit failed (%s); the messages may be delivered again", response)
 
 
 class Executor:
@@ -110,6 +132,7 @@ class Executor:
         self.consumer = None
         self.last_tick = 0.0
         self.seen_ends: dict = {}
+        self.last_offsets: dict = {}
 
     def stop(self, *args) -> None:
         self.stopping = True
@@ -121,15 +144,16 @@ class Executor:
         except ValueError as exc:
             log.warning("malformed message on %s skipped: %s", topic, exc)
             return []
-        with outbox_collect() as collected, transaction.atomic():
+        sent: list = []
+        with unit_of_work(sent):
             self.handlers[topic](message)
-        return collected
+        return sent
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
-        with outbox_collect() as collected:
-            overdue_handle()
-        outbox_relay(collected)
+        sent: list = []
+        overdue_handle(sent)
+        outbox_relay(sent)
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=200)
@@ -151,11 +175,9 @@ class Executor:
                 handled += 1
         outbox_relay(to_send)
         if offsets:
-            try:
-                self.consumer.commit(offsets)
-            except KafkaError as exc:
-                # A rebalance or broker restart: the partition's next owner gets these again (idempotent).
-                log.warning("offset commit failed (%s); the messages may be delivered again", exc)
+            # Asynchronous: the database has the truth already; a lost commit only means redelivery.
+            self.consumer.commit_async(offsets, callback=_commit_done)
+            self.last_offsets.update(offsets)
         return handled
 
     def run(self, *, once: bool = False) -> None:
@@ -188,5 +210,10 @@ class Executor:
                 if once and not handled and self.consumer.assignment():
                     break
         finally:
+            try:
+                if self.last_offsets:
+                    self.consumer.commit(self.last_offsets)  # a clean stop leaves nothing to redeliver
+            except KafkaError as exc:
+                log.warning("final offset commit failed (%s)", exc)
             self.consumer.close()
             log.info("executor stopped")

@@ -1,5 +1,7 @@
 """Writes to runs: execute, retry, cancel, and the one function every run status change goes through."""
 
+import contextlib
+import contextvars
 from datetime import timedelta
 
 from django.conf import settings
@@ -24,10 +26,30 @@ def _username(user) -> str:
     return user.get_username() if user is not None and user.is_authenticated else ""
 
 
+_log_buffer: contextvars.ContextVar[list | None] = contextvars.ContextVar("run_log_buffer", default=None)
+
+
+@contextlib.contextmanager
+def run_logs_collect():
+    """Inside this block run_log gathers entries, unsaved, for the caller to bulk_create before commit."""
+    entries: list[RunLog] = []
+    token = _log_buffer.set(entries)
+    try:
+        yield entries
+    finally:
+        _log_buffer.reset(token)
+
+
 def run_log(
     run: Run, message: str, *, source: str, level: str = LogLevel.INFO, step_id: str | None = None, data=None
 ) -> RunLog:
-    return RunLog.objects.create(run=run, message=message, source=source, level=level, step_id=step_id, data=data or {})
+    entry = RunLog(run=run, message=message, source=source, level=level, step_id=step_id, data=data or {})
+    buffer = _log_buffer.get()
+    if buffer is None:
+        entry.save()
+    else:
+        buffer.append(entry)
+    return entry
 
 
 def monitoring_publish(run: Run, *, status: str, step_id: str = RUN_EVENT, step_name: str = "", metadata=None):
@@ -136,7 +158,6 @@ def run_execute(*, workflow: Workflow, input_data: dict, user) -> Run:
             input_data=input_data,
         )
         execution_request_enqueue(run)
-        monitoring_publish(run, status=RunStatus.PENDING)
     return run
 
 

@@ -197,8 +197,8 @@ def test_a_step_that_times_out_is_retried_per_policy_then_fails():
     [task] = tasks(start(run))
     assert task["timeout_ms"] == 2000
     StepExecution.objects.filter(run=run).update(due_at=timezone.now() - timedelta(seconds=1))
-    overdue_handle()  # times out try 1, schedules try 2 (no delay)
-    overdue_handle()  # sends try 2
+    overdue_handle([])  # times out try 1, schedules try 2 (no delay)
+    overdue_handle([])  # sends try 2
     tries = list(StepExecution.objects.filter(run=run).order_by("try_number").values_list("try_number", "status"))
     assert tries == [(1, "FAILED"), (2, "RUNNING")]
     assert (
@@ -208,7 +208,7 @@ def test_a_step_that_times_out_is_retried_per_policy_then_fails():
     assert fresh(run).status == RunStatus.RUNNING
 
     StepExecution.objects.filter(run=run, try_number=2).update(due_at=timezone.now() - timedelta(seconds=1))
-    overdue_handle()
+    overdue_handle([])
     run = fresh(run)
     assert run.status == RunStatus.FAILED and "Timed out" in run.error_message
 
@@ -238,7 +238,7 @@ def test_without_kafka_the_outbox_keeps_messages_and_backs_off(settings):
     run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
     assert outbox_relay_pending() == 0
     pending = OutboxMessage.objects.filter(sent_at__isnull=True)
-    assert pending.count() == 2  # the execution request and the PENDING monitoring update
+    assert pending.count() == 1  # the execution request
     message = pending.first()
     assert message.attempts == 1 and "KAFKA_BOOTSTRAP_SERVERS" in message.last_error
     assert message.next_attempt_at > timezone.now()

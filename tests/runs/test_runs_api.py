@@ -182,3 +182,10 @@ def test_retry_only_failed_or_cancelled_runs(operator):
 
     Run.objects.filter(pk=run.pk).update(status=RunStatus.COMPLETED)
     assert operator.post(f"/api/v1/runs/{run.id}/retry").status_code == 409
+
+
+def test_one_relay_request_per_transaction(operator, django_capture_on_commit_callbacks):
+    workflow = workflow_with_agents("a")
+    with django_capture_on_commit_callbacks() as callbacks:
+        assert execute(operator, workflow).status_code == 202
+    assert len(callbacks) == 1

@@ -102,7 +102,7 @@ class System:
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
             "KAFKA_MAX_POLL_INTERVAL_MS": "3000",
             "KAFKA_SESSION_TIMEOUT_MS": "3000",
-            "KAFKA_FETCH_MAX_WAIT_MS": "10",
+            "KAFKA_FETCH_MAX_WAIT_MS": "5",
             "KAFKA_SEND_TIMEOUT_SECONDS": "3",
             "KAFKA_EXECUTOR_GROUP": f"executor-{suffix}",
             "KAFKA_BRIDGE_GROUP": f"bridge-{suffix}",
