@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 from django.conf import settings
-from django.db import close_old_connections
+from django.db.models import Subquery
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
@@ -27,6 +27,7 @@ from agents.card import auth_headers
 from agents.choices import DEFAULT_RETRY_CONFIG, AgentStatus
 from agents.models import Agent
 from core import kafka
+from core.db import connections_refresh
 from runs.choices import LogLevel, LogSource, StepStatus
 from runs.models import RunLog, StepExecution
 
@@ -84,19 +85,30 @@ class OffsetTracker:
                 self.committed.pop(partition, None)
 
 
+def _step_status(correlation_id) -> str | None:
+    return StepExecution.objects.filter(correlation_id=correlation_id).values_list("status", flat=True).first()
+
+
 def task_prepare(task: dict) -> tuple[AgentCall | None, str | None, bool]:
     """(the call to make, or None with the reason it cannot be made; whether our executor knows the task).
 
     Runs in a worker thread: it reads the database.
     """
-    close_old_connections()
+    connections_refresh()
     correlation_id = task.get("correlation_id")
-    step = StepExecution.objects.filter(correlation_id=correlation_id).values_list("status", flat=True).first()
+    name = task.get("agent_name") or ""
+    # One round trip: the agent, and the step's status as our executor recorded it (if it knows the task).
+    step_status = StepExecution.objects.filter(correlation_id=correlation_id).values("status")[:1]
+    agent = (
+        Agent.objects.exclude(status=AgentStatus.DELETED)
+        .filter(name=name)
+        .annotate(step_status=Subquery(step_status))
+        .first()
+    )
+    step = agent.step_status if agent is not None else _step_status(correlation_id)
     known = step is not None
     if known and step != StepStatus.RUNNING:
         return None, f"step is {step}", known  # cancelled or timed out: do not call the agent any more
-    name = task.get("agent_name")
-    agent = Agent.objects.exclude(status=AgentStatus.DELETED).filter(name=name).first() if name else None
     if agent is None:
         return None, f"Agent '{name}' is not registered (or was deleted)", known
     if agent.status != AgentStatus.ACTIVE:
@@ -129,7 +141,7 @@ def result_message(task: dict, result: CallResult) -> dict:
 
 
 def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:
-    close_old_connections()
+    connections_refresh()
     if result.ok:
         message, level = f"Agent '{task.get('agent_name')}' answered in {result.duration_ms} ms", LogLevel.INFO
     else:

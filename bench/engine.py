@@ -181,9 +181,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--celery-redis", default=None)
+    parser.add_argument("--fetch-wait-ms", type=int, default=None, help="KAFKA_FETCH_MAX_WAIT_MS (default 5)")
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     extra = {"LOG_LEVEL": "WARNING", "EXECUTOR_LEASE_SECONDS": "60", "RUN_RECOVERY_SECONDS": "10"}
+    if args.fetch_wait_ms:
+        extra["KAFKA_FETCH_MAX_WAIT_MS"] = str(args.fetch_wait_ms)
     if args.celery_redis:
         extra["CELERY_BROKER_URL"] = args.celery_redis
     parser_keep = os.environ.get("BENCH_KEEP")  # keep the processes' logs there, for a look after a failure

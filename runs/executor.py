@@ -18,6 +18,7 @@ from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from core import kafka
+from core.db import connections_refresh
 from core.models import OutboxMessage
 from core.outbox import outbox_collect, outbox_relay
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
@@ -194,7 +195,7 @@ class Executor:
         log.info("executor started (group %s)", settings.KAFKA_EXECUTOR_GROUP)
         try:
             while not self.stopping:
-                close_old_connections()
+                connections_refresh()
                 try:
                     handled = self.poll_once()
                 except KafkaError as exc:
