@@ -86,16 +86,34 @@ def all_runs(system: System, workflow_id: str) -> list[dict]:
         page += 1
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process and its children (gunicorn and Celery fork workers), from /proc."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += cpu_seconds(int(child))
+    except (OSError, IndexError, ValueError):
+        pass
+    return total
+
+
+def cpu_snapshot(system: System) -> dict[str, float]:
+    return {name: cpu_seconds(p.popen.pid) for name, p in system.processes.items() if p.alive()}
+
+
 def bench_execute(system: System, args, headers) -> bool:
     workflow_id = chain(system, "bench-execute", "bench-echo", 1)
     path = f"/api/v1/workflows/{workflow_id}/execute"
     body = json.dumps({"input_data": {"text": "hi"}}).encode()
     load(system.url, path, headers, 50, 2, "warm-up", method="POST", body=body, expect=202)
     wait_for(lambda: active_runs(system) == 0, timeout=120, what="warm-up runs")
-    started = time.monotonic()
+    started, cpu_before = time.monotonic(), cpu_snapshot(system)
     result = load(
         system.url, path, headers, args.triggers, args.concurrency, "execute", method="POST", body=body, expect=202
     )
+    cpu = {name: value - cpu_before.get(name, 0.0) for name, value in cpu_snapshot(system).items()}
     print(
         f"(a) execute: {result.requests} requests from {args.concurrency} processes, {sum(result.failures.values())}"
         f" failed {result.failures or ''}"
@@ -106,6 +124,8 @@ def bench_execute(system: System, args, headers) -> bool:
     )
     wait_for(lambda: active_runs(system) == 0, timeout=600, interval=0.5, what="the triggered runs")
     print(f"    all {args.triggers} runs finished {time.monotonic() - started:.1f} s after the first request")
+    spent = ", ".join(f"{name} {seconds:.1f}" for name, seconds in sorted(cpu.items(), key=lambda kv: -kv[1]))
+    print(f"    CPU seconds while the requests were sent ({result.elapsed:.1f} s, 2 cores): {spent}")
     statuses, errors = {}, {}
     for run in all_runs(system, workflow_id):
         statuses[run["status"]] = statuses.get(run["status"], 0) + 1

@@ -11,6 +11,7 @@ import logging
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -25,6 +26,8 @@ FRESH_GRACE = timedelta(seconds=5)
 # The sweep pushes the rows it takes this far ahead, so two sweeps never send the same rows.
 CLAIM_SECONDS = 60
 SENT_RETENTION = timedelta(days=1)
+RELAY_REQUESTED = "outbox:relay-requested"
+RELAY_REQUEST_TTL = 2  # seconds; should a queued relay be lost, the next commit asks again after this
 
 _collector: contextvars.ContextVar[list | None] = contextvars.ContextVar("outbox_collector", default=None)
 
@@ -71,6 +74,10 @@ def _notify_worker() -> None:
     from core.tasks import outbox_relay_task
 
     try:
+        # One queued relay covers every row committed before it starts (it clears the flag first),
+        # so under load most commits need no task of their own.
+        if not cache.add(RELAY_REQUESTED, True, timeout=RELAY_REQUEST_TTL):
+            return
         outbox_relay_task.delay()
     except Exception:  # noqa: BLE001 - the row is committed; the sweep sends it when Celery is back
         log.warning("could not ask Celery to relay the outbox; the periodic sweep will send it", exc_info=True)

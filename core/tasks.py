@@ -1,11 +1,13 @@
 from celery import shared_task
+from django.core.cache import cache
 
-from core.outbox import outbox_purge_sent, outbox_relay_pending
+from core.outbox import RELAY_REQUESTED, outbox_purge_sent, outbox_relay_pending
 
 
 @shared_task
 def outbox_relay_task() -> int:
     """Right after a web request's commit: send what is due."""
+    cache.delete(RELAY_REQUESTED)  # before reading: a commit from now on asks for another relay
     return outbox_relay_pending()
 
 
