@@ -224,7 +224,9 @@ KAFKA_RESULTS_TOPIC = env_str("KAFKA_RESULTS_TOPIC", "results.topic")
 KAFKA_MONITORING_TOPIC = env_str("KAFKA_MONITORING_TOPIC", "workflow.monitoring.updates")
 KAFKA_EXECUTOR_GROUP = env_str("KAFKA_EXECUTOR_GROUP", "execution-consumer-group")
 KAFKA_BRIDGE_GROUP = env_str("KAFKA_BRIDGE_GROUP", "external-agent-executor-group")
-KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 3, minimum=1)
+# 4 is also what the embedded broker gives a topic it creates on first write (after restarting empty):
+# the same count keeps every run id on the partition it hashed to before.
+KAFKA_TOPIC_PARTITIONS = env_int("KAFKA_TOPIC_PARTITIONS", 4, minimum=1)
 # With the embedded broker a consumer group join waits for this long: keep it small in dev/test.
 KAFKA_MAX_POLL_INTERVAL_MS = env_int("KAFKA_MAX_POLL_INTERVAL_MS", 300_000, minimum=1000)
 KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1000)

@@ -1,7 +1,8 @@
 from django.contrib import admin
 from rest_framework_api_key.models import APIKey as LibraryApiKey
 
-from core.models import ApiKey
+from core.admin_mixins import ReadOnlyAdminMixin
+from core.models import ApiKey, OutboxMessage
 from core.services import api_key_revoke
 
 # The library's own key model is unused (ours has a UUID id, a user and a role).
@@ -41,3 +42,14 @@ class ApiKeyAdmin(admin.ModelAdmin):
         for api_key in keys:
             api_key_revoke(api_key=api_key, user=request.user)
         self.message_user(request, f"Revoked {len(keys)} key(s).")
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What waits to go to Kafka (pending) and what went (kept a day): the first place to look when
+    runs stay PENDING."""
+
+    list_display = ("id", "topic", "key", "created_at", "sent_at", "attempts", "next_attempt_at", "last_error")
+    list_filter = ("topic", ("sent_at", admin.EmptyFieldListFilter))
+    search_fields = ("=key",)
+    readonly_fields = [f.name for f in OutboxMessage._meta.fields]

@@ -106,6 +106,8 @@ def consumer(*topics: str, group_id: str) -> KafkaConsumer:
         session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 100),
         fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
+        # Notice new partitions (a topic re-created with another count) within seconds, not minutes.
+        metadata_max_age_ms=30_000,
         key_deserializer=lambda key: key.decode("utf-8", "replace") if key is not None else None,
     )
 

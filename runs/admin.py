@@ -1,0 +1,74 @@
+from django.contrib import admin, messages
+from rest_framework.exceptions import APIException
+
+from core.admin_mixins import ReadOnlyAdminMixin
+from core.roles import Role, has_role, user_role
+from runs import services
+from runs.models import Run, RunLog, StepExecution
+
+
+class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = StepExecution
+    fields = ("step_id", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms", "error_message")
+    readonly_fields = fields
+    ordering = ("created_at", "id")
+    extra = 0
+    show_change_link = True
+
+
+class LogInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = RunLog
+    fields = ("timestamp", "level", "source", "step_id", "message")
+    readonly_fields = fields
+    ordering = ("id",)
+    extra = 0
+
+
+@admin.register(Run)
+class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Runs as the executor records them; cancel and retry go through the same services as the API."""
+
+    list_display = ("id", "workflow_name", "workflow_version", "status", "attempt", "triggered_by", "created_at")
+    list_filter = ("status", "created_at")
+    search_fields = ("=id", "workflow_name", "triggered_by")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in Run._meta.fields if f.name != "plan"]
+    exclude = ("plan",)
+    inlines = (StepInline, LogInline)
+    actions = ("cancel_runs", "retry_runs")
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def _apply(self, request, queryset, action, verb: str) -> None:
+        # Same rule as the API: operators and above may cancel and retry.
+        if not has_role(user_role(request.user), Role.OPERATOR):
+            self.message_user(request, f"Your role does not allow {verb}.", messages.ERROR)
+            return
+        done, refused = 0, []
+        for run in queryset:
+            try:
+                action(run=run, user=request.user)
+                done += 1
+            except APIException as exc:
+                refused.append(f"{run.id}: {exc.detail}")
+        if done:
+            self.message_user(request, f"{verb.capitalize()}: {done} run(s).", messages.SUCCESS)
+        for line in refused:
+            self.message_user(request, line, messages.WARNING)
+
+    @admin.action(description="Cancel the selected runs")
+    def cancel_runs(self, request, queryset):
+        self._apply(request, queryset, services.run_cancel, "cancel")
+
+    @admin.action(description="Retry the selected runs (failed or cancelled)")
+    def retry_runs(self, request, queryset):
+        self._apply(request, queryset, services.run_retry, "retry")
+
+
+@admin.register(StepExecution)
+class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("step_id", "run", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms")
+    list_filter = ("status",)
+    search_fields = ("=run__id", "step_id", "agent_name", "=correlation_id")
+    readonly_fields = [f.name for f in StepExecution._meta.fields]
