@@ -6,7 +6,7 @@ import time
 import uuid
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from tests.support.system import System, wait_for
 
@@ -216,6 +216,25 @@ def test_runs_requested_while_kafka_is_down_run_when_it_is_back(system):
     system.broker()  # same address; an empty in-memory broker, as after a real outage with data loss
     done = system.run_wait(run["id"], timeout=90)
     assert done["status"] == "COMPLETED" and done["output_data"]["text"] == "QUEUED"
+
+
+def test_malformed_messages_are_skipped_and_the_engine_goes_on(system):
+    producer = KafkaProducer(bootstrap_servers=system.kafka)
+    garbage = [b"not json", b"[1, 2]", b'{"run_id": "nope"}', json.dumps({"correlation_id": "corr-x"}).encode()]
+    for topic in (
+        "workflow.execution.requests",
+        "orchestrator.tasks.http",
+        "results.topic",
+        "workflow.cancellation.requests",
+    ):
+        for value in garbage:
+            producer.send(topic, key=b"garbage", value=value)
+    producer.flush()
+    producer.close()
+    agent(system, "e2e-upper5", "uppercase")
+    done = system.run_wait(execute(system, workflow(system, "e2e-upper5"), text="still fine")["id"])
+    assert done["status"] == "COMPLETED" and done["output_data"]["text"] == "STILL FINE"
+    assert system.processes["executor"].alive() and system.processes["bridge"].alive()
 
 
 def test_graceful_shutdown_on_sigterm(system):
