@@ -62,6 +62,14 @@ def test_dev_up_runs_the_whole_system_and_the_sample_workflow(tmp_path):
         done = wait_for(finished, timeout=60, interval=0.3, what="the sample run")
         assert done["status"] == "COMPLETED", (done, output())
         assert done["output_data"]["count"] == 3 and done["output_data"]["words"][0] == "HELLO"
+
+        # The README's own command, pointed at this instance.
+        readme = (ROOT / "README.md").read_text()
+        snippet = re.search(r"```bash\n(KEY=\$\(cat .*?)```", readme, re.S).group(1)
+        snippet = snippet.replace("http://127.0.0.1:8000", url).replace(".data/", f"{tmp_path}/")
+        shown = subprocess.run(["bash", "-c", snippet], capture_output=True, text=True, timeout=60)
+        assert '"status":"COMPLETED"' in shown.stdout, (shown.stdout, shown.stderr)
+        assert '"words":["HELLO","MULTI-AGENT","WORLD"]' in shown.stdout
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{output()[-6000:]}") from None
     finally:
