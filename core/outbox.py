@@ -5,7 +5,6 @@ response never waits on Kafka); the executor relays its own rows right after its
 could not be sent stay pending and `outbox_sweep` (Celery beat) retries them with backoff.
 """
 
-import contextlib
 import contextvars
 import logging
 from datetime import timedelta
@@ -17,6 +16,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core import kafka
+from core.collect import collecting
 from core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -32,16 +32,10 @@ RELAY_REQUEST_TTL = 2  # seconds; should a queued relay be lost, the next commit
 _collector: contextvars.ContextVar[list | None] = contextvars.ContextVar("outbox_collector", default=None)
 
 
-@contextlib.contextmanager
 def outbox_collect():
     """Inside this block, enqueued messages are gathered, unsaved, for the caller to insert in one go
     (`OutboxMessage.objects.bulk_create`) before its commit and to relay itself after it."""
-    collected: list[OutboxMessage] = []
-    token = _collector.set(collected)
-    try:
-        yield collected
-    finally:
-        _collector.reset(token)
+    return collecting(_collector)
 
 
 def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:

@@ -1,6 +1,5 @@
 """Writes to runs: execute, retry, cancel, and the one function every run status change goes through."""
 
-import contextlib
 import contextvars
 from datetime import timedelta
 
@@ -13,6 +12,7 @@ from rest_framework.exceptions import ErrorDetail
 from audit.services import audit_record
 from core import kafka
 from core.api.exceptions import Conflict, UnprocessableEntity
+from core.collect import collecting
 from core.outbox import outbox_enqueue
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, RETRYABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
 from runs.models import Run, RunLog, StepExecution
@@ -29,15 +29,9 @@ def _username(user) -> str:
 _log_buffer: contextvars.ContextVar[list | None] = contextvars.ContextVar("run_log_buffer", default=None)
 
 
-@contextlib.contextmanager
 def run_logs_collect():
     """Inside this block run_log gathers entries, unsaved, for the caller to bulk_create before commit."""
-    entries: list[RunLog] = []
-    token = _log_buffer.set(entries)
-    try:
-        yield entries
-    finally:
-        _log_buffer.reset(token)
+    return collecting(_log_buffer)
 
 
 def run_log(

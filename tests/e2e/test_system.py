@@ -8,6 +8,7 @@ import uuid
 import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from tests.runs.helpers import chain
 from tests.support.system import System, wait_for
 
 pytestmark = pytest.mark.slow
@@ -29,22 +30,13 @@ def agent(system, name: str, skill: str, **fields) -> dict:
     return response.json()
 
 
-def workflow(system, *agents: str, **step_fields) -> dict:
-    """A chain s1 -> s2 -> ... passing `text` along."""
-    name = f"wf-{uuid.uuid4().hex[:8]}"
-    steps = {}
-    for index, agent_name in enumerate(agents, start=1):
-        source = "${workflow.input.text}" if index == 1 else f"${{s{index - 1}.output.text}}"
-        steps[f"s{index}"] = {
-            "id": f"s{index}",
-            "agent_name": agent_name,
-            "input_mapping": {"text": source, **step_fields.get(f"s{index}", {})},
-            "next_step": f"s{index + 1}" if index < len(agents) else None,
-        }
+def workflow(system, *agents: str, **step_inputs) -> dict:
+    """A chain s1 -> s2 -> ... passing `text` along; step_inputs adds input fields per step."""
     schema = {"type": "object", "required": ["text"], "properties": {"text": {"type": "string"}}}
-    response = system.api(
-        "POST", "/workflows", {"name": name, "start_step": "s1", "steps": steps, "input_schema": schema}
-    )
+    body = chain(*agents, name=f"wf-{uuid.uuid4().hex[:8]}", input_schema=schema)
+    for step_id, extra in step_inputs.items():
+        body["steps"][step_id]["input_mapping"].update(extra)
+    response = system.api("POST", "/workflows", body)
     assert response.status_code == 201, response.text
     return response.json()
 
