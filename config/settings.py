@@ -216,6 +216,10 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Web, worker, beat, executor and bridge apply pending migrations before serving (under a lock, so
+# replicas starting together migrate once). Turn off when migrations are a deploy step.
+MIGRATE_ON_START = env_bool("MIGRATE_ON_START", True)
+
 # Kafka: topic names and consumer groups of the wire contract (docs: wire-contract in the README).
 KAFKA_EXECUTION_TOPIC = env_str("KAFKA_EXECUTION_TOPIC", "workflow.execution.requests")
 KAFKA_CANCELLATION_TOPIC = env_str("KAFKA_CANCELLATION_TOPIC", "workflow.cancellation.requests")
@@ -296,5 +300,6 @@ LOGGING = {
         "django.request": {"handlers": ["console"], "level": "ERROR", "propagate": False},
         # kafka-python narrates every rebalance and metadata refresh at INFO.
         "kafka": {"level": env_str("KAFKA_LOG_LEVEL", "WARNING").upper()},
+        "django_migration_linter": {"level": "WARNING"},
     },
 }

@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from agents.bridge import Bridge
+from core.schema import migrate_on_start
 
 
 class Command(BaseCommand):
@@ -10,4 +11,5 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Handle what is waiting, then exit (for tests).")
 
     def handle(self, *args, once, **options):
+        migrate_on_start("bridge")
         Bridge().run(once=once)
