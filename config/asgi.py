@@ -10,3 +10,7 @@ from django.core.exceptions import ImproperlyConfigured  # noqa: E402
 if settings.SECRET_KEY_MISSING:
     raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
 application = get_asgi_application()
+
+from core.schema import migrate_on_start  # noqa: E402 - needs the apps loaded
+
+migrate_on_start("web")

@@ -8,6 +8,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run(code: str, **env):
     base = {k: v for k, v in os.environ.items() if k not in ("SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE")}
+    base["MIGRATE_ON_START"] = "0"  # importing the web app must not migrate the developer's database
     return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, **env}, capture_output=True, text=True)
 
 
