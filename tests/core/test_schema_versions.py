@@ -216,8 +216,12 @@ def test_migrate_on_start_can_be_turned_off(database):
     assert database.current() == "base"
 
 
-def test_the_linter_catches_incompatible_migrations():
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.fixtures.lint_settings"}
+def test_the_linter_catches_incompatible_migrations(tmp_path):
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.fixtures.lint_settings",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'lint.sqlite3'}",
+    }
 
     def lint(app):
         return subprocess.run(
