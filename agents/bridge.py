@@ -15,6 +15,7 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
@@ -89,11 +90,16 @@ def _step_status(correlation_id) -> str | None:
     return StepExecution.objects.filter(correlation_id=correlation_id).values_list("status", flat=True).first()
 
 
-def task_prepare(task: dict) -> tuple[AgentCall | None, str | None, bool]:
-    """(the call to make, or None with the reason it cannot be made; whether our executor knows the task).
+@dataclass
+class Prepared:
+    call: AgentCall | None = None
+    error: str | None = None  # why the call cannot be made: published as a FAILURE result
+    skip: str | None = None  # why the task is dropped without a result: its step no longer waits for one
+    known: bool = False  # our executor dispatched it, so the call is logged on the run
 
-    Runs in a worker thread: it reads the database.
-    """
+
+def task_prepare(task: dict) -> Prepared:
+    """What to do with a task. Runs in a worker thread: it reads the database."""
     connections_refresh()
     correlation_id = task.get("correlation_id")
     name = task.get("agent_name") or ""
@@ -108,11 +114,11 @@ def task_prepare(task: dict) -> tuple[AgentCall | None, str | None, bool]:
     step = agent.step_status if agent is not None else _step_status(correlation_id)
     known = step is not None
     if known and step != StepStatus.RUNNING:
-        return None, f"step is {step}", known  # cancelled or timed out: do not call the agent any more
+        return Prepared(skip=f"step is {step}", known=known)  # cancelled or timed out: no call any more
     if agent is None:
-        return None, f"Agent '{name}' is not registered (or was deleted)", known
+        return Prepared(error=f"Agent '{name}' is not registered (or was deleted)", known=known)
     if agent.status != AgentStatus.ACTIVE:
-        return None, f"Agent '{name}' is {agent.status}", known
+        return Prepared(error=f"Agent '{name}' is {agent.status}", known=known)
     policy = {**DEFAULT_RETRY_CONFIG, **(agent.retry_config or {}), **(task.get("retry") or {})}
     timeout_ms = task.get("timeout_ms") or agent.timeout_ms
     call = AgentCall(
@@ -124,7 +130,7 @@ def task_prepare(task: dict) -> tuple[AgentCall | None, str | None, bool]:
         max_delay_ms=int(policy["max_delay_ms"]),
         backoff_multiplier=float(policy["backoff_multiplier"]),
     )
-    return call, None, known
+    return Prepared(call=call, known=known)
 
 
 def result_message(task: dict, result: CallResult) -> dict:
@@ -179,27 +185,31 @@ class Bridge:
         loop = asyncio.get_running_loop()
         try:
             async with self.semaphore:
-                call, reason, known = await loop.run_in_executor(self.db, task_prepare, task)
-                if call is None and known and reason.startswith("step is"):
-                    log.info("task %s skipped: %s", task.get("task_id"), reason)
-                    return
-                if call is None:
-                    result = CallResult(ok=False, output=None, error=reason, duration_ms=0, attempts=0)
+                prepared = await loop.run_in_executor(self.db, task_prepare, task)
+                if prepared.skip:
+                    log.info("task %s skipped: %s", task.get("task_id"), prepared.skip)
+                elif prepared.call is None:
+                    result = CallResult(ok=False, output=None, error=prepared.error, duration_ms=0, attempts=0)
+                    await self.finish(task, result, prepared)
                 else:
                     result = await call_agent(
                         client,
-                        call,
+                        prepared.call,
                         task.get("input_data") or {},
                         correlation_id=str(task.get("correlation_id")),
                         task_id=str(task.get("task_id")),
                     )
-                await self.publish(result_message(task, result))
-                if known:
-                    await loop.run_in_executor(self.db, call_log, task, result, call.url if call else None)
+                    await self.finish(task, result, prepared)
         except Exception:  # noqa: BLE001 - one task's failure must not stop the bridge
             log.exception("task %s at offset %s failed; it will be redelivered", task.get("task_id"), offset)
             return  # leave the offset in flight: not committed, so a restart redelivers it
         self.tracker.done(partition, offset)
+
+    async def finish(self, task: dict, result: CallResult, prepared: Prepared) -> None:
+        await self.publish(result_message(task, result))
+        if prepared.known:
+            url = prepared.call.url if prepared.call else None
+            await asyncio.get_running_loop().run_in_executor(self.db, call_log, task, result, url)
 
     async def publish(self, message: dict) -> None:
         """Sends a result, retrying until Kafka takes it: the call was made, its answer must not be lost."""

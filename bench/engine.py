@@ -26,6 +26,7 @@ failed, was lost or was duplicated.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -182,18 +183,6 @@ def bench_concurrent(system: System, args, headers) -> bool:
     return len(completed) == args.runs and not duplicated
 
 
-class _kept:
-    def __init__(self, path):
-        self.path = path
-
-    def __enter__(self):
-        Path(self.path).mkdir(parents=True, exist_ok=True)
-        return self.path
-
-    def __exit__(self, *exc):
-        return False
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--triggers", type=int, default=2000)
@@ -209,8 +198,10 @@ def main() -> int:
         extra["KAFKA_FETCH_MAX_WAIT_MS"] = str(args.fetch_wait_ms)
     if args.celery_redis:
         extra["CELERY_BROKER_URL"] = args.celery_redis
-    parser_keep = os.environ.get("BENCH_KEEP")  # keep the processes' logs there, for a look after a failure
-    with tempfile.TemporaryDirectory() if not parser_keep else _kept(parser_keep) as tmp:
+    keep = os.environ.get("BENCH_KEEP")  # a folder that keeps the processes' logs, for a look after a failure
+    if keep:
+        Path(keep).mkdir(parents=True, exist_ok=True)
+    with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory() as tmp:
         system = System(Path(tmp), extra_env=extra, web_workers=args.web_workers).start()
         try:
             response = system.api(

@@ -51,16 +51,6 @@ def bootstrap_servers() -> list[str]:
     return settings.KAFKA_BOOTSTRAP_SERVERS
 
 
-def all_topics() -> list[str]:
-    return [
-        settings.KAFKA_EXECUTION_TOPIC,
-        settings.KAFKA_CANCELLATION_TOPIC,
-        settings.KAFKA_TASKS_TOPIC,
-        settings.KAFKA_RESULTS_TOPIC,
-        settings.KAFKA_MONITORING_TOPIC,
-    ]
-
-
 def producer() -> KafkaProducer:
     """The process-wide producer (thread-safe); acks=all so a sent message survives a broker failover."""
     global _producer
@@ -112,12 +102,12 @@ def consumer(*topics: str, group_id: str) -> KafkaConsumer:
     )
 
 
-def topics_ensure(topics: list[str] | None = None) -> None:
+def topics_ensure(topics: list[str]) -> None:
     """Creates our topics when missing, so consumers that start first do not wait for a metadata refresh."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers())
     try:
         existing = set(admin.list_topics())
-        missing = [t for t in (topics or all_topics()) if t not in existing]
+        missing = [t for t in topics if t not in existing]
         for topic in missing:
             try:
                 admin.create_topics([NewTopic(topic, settings.KAFKA_TOPIC_PARTITIONS, 1)])

@@ -95,8 +95,6 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
                 error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - no broker, not configured, ...
         failed, error = list(messages), f"{type(exc).__name__}: {exc}"
-    if failed:
-        kafka.producer_reset()  # start the next attempt from a fresh connection
     now = timezone.now()
     if sent:
         OutboxMessage.objects.filter(id__in=sent).update(sent_at=now, attempts=F("attempts") + 1, last_error="")
@@ -106,6 +104,7 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
             attempts=F("attempts") + 1, last_error=error[:2000], next_attempt_at=now + timedelta(seconds=delay)
         )
     if failed:
+        kafka.producer_reset()  # start the next attempt from a fresh connection
         log.warning("outbox: %d message(s) not sent, will retry: %s", len(failed), error)
     return len(sent)
 

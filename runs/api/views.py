@@ -1,9 +1,9 @@
-import uuid
-
+from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from core.api.viewsets import BaseViewSet
@@ -12,14 +12,6 @@ from runs import services
 from runs.api.serializers import CancelSerializer, RunLogSerializer, RunSerializer, StepExecutionSerializer
 from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSet
 from runs.models import Run, RunLog, StepExecution
-
-
-def _is_uuid(value) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 @extend_schema_view(
@@ -78,8 +70,10 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
 
     def _children(self, serializer_class):
         run_id = self.kwargs["pk"]
-        if not (_is_uuid(run_id) and Run.objects.filter(pk=run_id).exists()):
-            raise exceptions.NotFound(f"Run {run_id!r} not found.")
+        try:
+            get_object_or_404(Run.objects.only("id"), pk=run_id)  # a malformed id is a 404 too
+        except Http404:
+            raise exceptions.NotFound(f"Run {run_id!r} not found.") from None
         queryset = DjangoFilterBackend().filter_queryset(self.request, self.get_queryset().filter(run_id=run_id), self)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(serializer_class(page, many=True).data)

@@ -6,7 +6,12 @@ from kombu import Connection
 
 
 def test_messages_are_read_whole_while_being_written(tmp_path):
-    options = {"data_folder_in": str(tmp_path), "data_folder_out": str(tmp_path), "store_processed": False}
+    options = {
+        "data_folder_in": str(tmp_path),
+        "data_folder_out": str(tmp_path),
+        "control_folder": str(tmp_path / "control"),
+        "store_processed": False,
+    }
     url, transport = "filesystem://", "core.celery_transport:Transport"
     sent = 300
     with Connection(url, transport=transport, transport_options=options) as writer_conn:

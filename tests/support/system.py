@@ -7,6 +7,7 @@ DATABASE_URL names), so tests talk to it only as users do: HTTP, Kafka and the d
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -219,8 +220,6 @@ def _get(url: str) -> bool:
 
 
 def _port_open(port: int) -> bool:
-    import socket
-
     with contextlib.closing(socket.socket()) as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0

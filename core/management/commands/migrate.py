@@ -1,5 +1,4 @@
 from django.core.management.commands.migrate import Command as DjangoMigrate
-from django.db import connections
 
 from core.schema import schema_lock, version_table_write
 
@@ -10,10 +9,8 @@ class Command(DjangoMigrate):
     help = DjangoMigrate.help + " Holds the schema lock and records the revision in alembic_version."
 
     def handle(self, *args, **options):
-        connection = connections[options["database"]]
         if options.get("plan") or options.get("check_unapplied"):
             return super().handle(*args, **options)
         with schema_lock():
             super().handle(*args, **options)
             version_table_write()
-        connection.close_if_unusable_or_obsolete()

@@ -1,0 +1,43 @@
+"""The bridge's bookkeeping: a task is finished (its offset may be committed) whatever its outcome."""
+
+import asyncio
+
+import httpx
+import pytest
+from kafka.structs import TopicPartition
+
+from agents.bridge import Bridge, OffsetTracker
+from runs.models import StepExecution
+from runs.services import run_execute
+from tests.runs.helpers import workflow_with_agents
+
+
+def test_offsets_are_committed_below_the_oldest_task_in_flight():
+    tracker, partition = OffsetTracker(), TopicPartition("tasks", 0)
+    for offset in (10, 11, 12):
+        tracker.add(partition, offset)
+    tracker.done(partition, 11)
+    assert tracker.committable()[partition].offset == 10
+    tracker.done(partition, 10)
+    offsets = tracker.committable()
+    assert offsets[partition].offset == 12
+    tracker.mark_committed(offsets)
+    assert tracker.committable() == {}
+    tracker.done(partition, 12)
+    assert tracker.committable()[partition].offset == 13
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_whose_step_was_cancelled_is_skipped_and_done():
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    StepExecution.objects.create(run=run, step_id="s1", agent_name="a", status="CANCELLED", correlation_id="corr-c")
+    bridge, partition = Bridge(), TopicPartition("tasks", 0)
+    bridge.tracker.add(partition, 5)
+    task = {"run_id": str(run.id), "task_id": "task-s1", "agent_name": "a", "correlation_id": "corr-c"}
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            await bridge.process(client, partition, 5, task)
+
+    asyncio.run(go())  # no agent call and no result to publish: nothing listens on 127.0.0.1:1 or Kafka
+    assert bridge.tracker.committable()[partition].offset == 6
