@@ -161,11 +161,13 @@ def test_bad_input_exits_2_and_changes_nothing(database, args):
     assert database.current() == before
 
 
-def test_revision_creates_a_named_migration(database):
+def test_revision_creates_a_named_migration(tmp_path):
+    # Writes into the repository: once, not per database backend (they may run in parallel).
+    database = Database("sqlite", tmp_path)
     database.alembic("upgrade", "head")
     assert "No changes detected" in database.alembic("revision", "-m", "nothing new", "--autogenerate")
     folder = ROOT / "tests" / "fixtures" / "lint_good" / "migrations"
-    before = set(folder.iterdir())
+    before = set(folder.glob("*.py"))
     done = database.manage(
         "alembic",
         "revision",
@@ -175,7 +177,7 @@ def test_revision_creates_a_named_migration(database):
         "lint_good",
         env={"DJANGO_SETTINGS_MODULE": "tests.fixtures.lint_settings"},
     )
-    created = set(folder.iterdir()) - before
+    created = set(folder.glob("*.py")) - before
     try:
         assert done.returncode == 0, done.stderr
         assert [p.name for p in created] == ["0004_add_the_widget_table.py"]
