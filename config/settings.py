@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "agents",
     "workflows",
     "runs",
+    "demo",
 ]
 
 MIDDLEWARE = [

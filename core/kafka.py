@@ -6,12 +6,14 @@ import logging
 import threading
 import time
 import uuid
+from collections import defaultdict
 from datetime import UTC, datetime
 
 from django.conf import settings
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +156,54 @@ def consumer_connect(*topics: str, group_id: str, stopping, also_create=()) -> K
                 log.warning("waiting for Kafka at %s (%s)", ",".join(bootstrap_servers()), exc)
             time.sleep(min(0.5 * 2**attempt, 5))
     return None
+
+
+class OffsetTracker:
+    """Per partition: the offsets in flight; what may be committed is everything below the lowest of them."""
+
+    def __init__(self):
+        self.in_flight: dict = defaultdict(set)
+        self.next_offset: dict = {}
+        self.committed: dict = {}
+        self.lock = threading.Lock()  # calls finish on the loop thread, commits happen on the poll thread
+
+    def add(self, partition, offset: int) -> None:
+        with self.lock:
+            self.in_flight[partition].add(offset)
+            self.next_offset[partition] = max(self.next_offset.get(partition, 0), offset + 1)
+
+    def done(self, partition, offset: int) -> None:
+        with self.lock:
+            self.in_flight[partition].discard(offset)
+
+    def count(self) -> int:
+        with self.lock:
+            return sum(len(offsets) for offsets in self.in_flight.values())
+
+    def committable(self) -> dict:
+        with self.lock:
+            return self._committable()
+
+    def _committable(self) -> dict:
+        offsets = {}
+        for partition, upper in self.next_offset.items():
+            pending = self.in_flight[partition]
+            offset = min(pending) if pending else upper
+            if self.committed.get(partition) != offset:
+                offsets[partition] = OffsetAndMetadata(offset, "", -1)
+        return offsets
+
+    def mark_committed(self, offsets: dict) -> None:
+        for partition, meta in offsets.items():
+            self.committed[partition] = meta.offset
+
+    def forget(self, keep) -> None:
+        with self.lock:
+            self._forget(keep)
+
+    def _forget(self, keep) -> None:
+        for partition in list(self.next_offset):
+            if partition not in keep:
+                self.next_offset.pop(partition, None)
+                self.in_flight.pop(partition, None)
+                self.committed.pop(partition, None)

@@ -9,6 +9,7 @@ import contextvars
 import logging
 from datetime import timedelta
 
+from celery import shared_task
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
@@ -65,8 +66,6 @@ def _notify_pending() -> bool:
 
 
 def _notify_worker() -> None:
-    from core.tasks import outbox_relay_task
-
     try:
         # One queued relay covers every row committed before it starts (it clears the flag first),
         # so under load most commits need no task of their own.
@@ -130,3 +129,20 @@ def outbox_purge_sent(*, now=None) -> int:
     cutoff = (now or timezone.now()) - SENT_RETENTION
     deleted, _ = OutboxMessage.objects.filter(sent_at__lt=cutoff).delete()
     return deleted
+
+
+# The tasks live here, next to what they call; their names stay those of core/tasks.py, where Celery
+# discovers them, so beat schedules and queued messages of a running deployment keep working.
+@shared_task(name="core.tasks.outbox_relay_task")
+def outbox_relay_task() -> int:
+    """Right after a web request's commit: send what is due."""
+    cache.delete(RELAY_REQUESTED)  # before reading: a commit from now on asks for another relay
+    return outbox_relay_pending()
+
+
+@shared_task(name="core.tasks.outbox_sweep")
+def outbox_sweep() -> int:
+    """Periodic: resend what is due (Kafka was down, a relay crashed) and forget what was sent long ago."""
+    sent = outbox_relay_pending()
+    outbox_purge_sent()
+    return sent

@@ -1,8 +1,16 @@
 from rest_framework import permissions
 
-from core.roles import Role, has_role, request_role
+from core.models import ApiKey
+from core.roles import Role, has_role, user_role
 
 SAFE_ACTIONS = {"list", "retrieve", "metadata"}
+
+
+def request_role(request) -> Role | None:
+    """The role a request acts with: the API key's role, else the user's."""
+    if isinstance(request.auth, ApiKey):
+        return Role(request.auth.role)
+    return user_role(request.user)
 
 
 class HasRole(permissions.BasePermission):

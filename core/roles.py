@@ -32,14 +32,5 @@ def user_role(user) -> Role | None:
     return role
 
 
-def request_role(request) -> Role | None:
-    """The role a request acts with: the API key's role, else the user's."""
-    from core.models import ApiKey  # models import roles; keep the import one-way at load time
-
-    if isinstance(request.auth, ApiKey):
-        return Role(request.auth.role)
-    return user_role(request.user)
-
-
 def has_role(role: Role | None, needed: Role) -> bool:
     return role is not None and RANK[role] >= RANK[needed]

@@ -9,9 +9,17 @@ from rest_framework.response import Response
 from core.api.viewsets import BaseViewSet
 from core.roles import Role
 from runs import services
-from runs.api.serializers import CancelSerializer, RunLogSerializer, RunSerializer, StepExecutionSerializer
+from runs.api.serializers import (
+    CancelSerializer,
+    ExecuteSerializer,
+    RunLogSerializer,
+    RunSerializer,
+    StepExecutionSerializer,
+)
 from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSet
 from runs.models import Run, RunLog, StepExecution
+from workflows.choices import WorkflowStatus
+from workflows.models import Workflow
 
 
 @extend_schema_view(
@@ -97,3 +105,32 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
         serializer.is_valid(raise_exception=True)
         run = services.run_cancel(run=self.get_object(), user=request.user, reason=serializer.validated_data["reason"])
         return Response(RunSerializer(run).data, status=status.HTTP_200_OK)
+
+
+class WorkflowExecuteViewSet(BaseViewSet):
+    """`POST /workflows/{id}/execute`: under the workflow's path, but a run is what it creates, so it
+    lives with the runs (workflows know nothing of runs)."""
+
+    queryset = Workflow.objects.exclude(status=WorkflowStatus.DELETED)
+    action_roles = {"execute": Role.OPERATOR}
+    extra_error_codes = {"execute": ["409"]}
+
+    @extend_schema(
+        summary="Run a workflow",
+        description=(
+            "202 at once with the PENDING run; the executor picks it up through Kafka (queued while Kafka is "
+            "down). The input is checked against the workflow's `input_schema` (422 with `input_data.<path>`); "
+            "an inactive workflow is 409."
+        ),
+        request=ExecuteSerializer,
+        responses={202: RunSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def execute(self, request, pk=None):
+        workflow = self.get_object()
+        serializer = ExecuteSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        run = services.run_execute(
+            workflow=workflow, input_data=serializer.validated_data["input_data"], user=request.user
+        )
+        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -8,7 +8,7 @@ import pytest
 
 from agents import a2a
 from agents.a2a import AgentCall, call_agent
-from agents.demo.agent import build_app
+from demo.agent import build_app
 from tests.support.http_server import StubServer, asgi_server
 
 CARD_10 = {

@@ -6,8 +6,6 @@ from rest_framework.response import Response
 
 from core.api.viewsets import BaseViewSet
 from core.roles import Role
-from runs.api.serializers import ExecuteSerializer, RunSerializer
-from runs.services import run_execute
 from workflows import services
 from workflows.api.serializers import (
     ValidateSerializer,
@@ -48,16 +46,6 @@ _VERSION = OpenApiParameter("version", int, OpenApiParameter.PATH, description="
     version=extend_schema(
         summary="Get one version of a workflow", parameters=[_VERSION], responses=WorkflowVersionSerializer
     ),
-    execute=extend_schema(
-        summary="Run a workflow",
-        description=(
-            "202 at once with the PENDING run; the executor picks it up through Kafka (queued while Kafka is "
-            "down). The input is checked against the workflow's `input_schema` (422 with `input_data.<path>`); "
-            "an inactive workflow is 409."
-        ),
-        request=ExecuteSerializer,
-        responses={202: RunSerializer},
-    ),
     validate=extend_schema(
         summary="Validate a definition without saving it",
         description="200 with `valid: true` and the normalised plan, or 422 listing every problem.",
@@ -82,9 +70,8 @@ class WorkflowViewSet(
         "versions": Role.VIEWER,
         "version": Role.VIEWER,
         "validate": Role.VIEWER,
-        "execute": Role.OPERATOR,
     }
-    extra_error_codes = {"create": ["409"], "update": ["409"], "partial_update": ["409"], "execute": ["409"]}
+    extra_error_codes = {"create": ["409"], "update": ["409"], "partial_update": ["409"]}
 
     def get_queryset(self):
         queryset = super().get_queryset()
@@ -128,14 +115,6 @@ class WorkflowViewSet(
         if item is None:
             raise exceptions.NotFound(f"Workflow {workflow.name!r} has no version {version!r}.")
         return Response(WorkflowVersionSerializer(item).data)
-
-    @action(detail=True, methods=["post"])
-    def execute(self, request, pk=None):
-        workflow = self.get_object()
-        serializer = ExecuteSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        run = run_execute(workflow=workflow, input_data=serializer.validated_data["input_data"], user=request.user)
-        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=False, methods=["post"])
     def validate(self, request):

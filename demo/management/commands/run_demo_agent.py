@@ -4,7 +4,7 @@ import socket
 import uvicorn
 from django.core.management.base import BaseCommand
 
-from agents.demo.agent import SKILLS, build_app
+from demo.agent import SKILLS, build_app
 
 
 class Command(BaseCommand):

@@ -13,7 +13,7 @@ import pytest
 from a2a.server.context import ServerCallContext
 from a2a.types.a2a_pb2 import Task
 
-from agents.demo.agent import SKILLS, BoundedTaskStore, CallLog, build_app
+from demo.agent import SKILLS, BoundedTaskStore, CallLog, build_app
 from tests.support.http_server import asgi_server
 from tests.support.server import ROOT
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
-from agents.bridge import Bridge
 from core.schema import migrate_on_start
+from runs.bridge import Bridge
 
 
 class Command(BaseCommand):

@@ -6,7 +6,8 @@ import httpx
 import pytest
 from kafka.structs import TopicPartition
 
-from agents.bridge import Bridge, OffsetTracker
+from core.kafka import OffsetTracker
+from runs.bridge import Bridge
 from runs.models import StepExecution
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents

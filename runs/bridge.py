@@ -11,9 +11,7 @@ import itertools
 import logging
 import signal
 import socket
-import threading
 import time
-from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -21,7 +19,6 @@ import httpx
 from django.conf import settings
 from django.db.models import Subquery
 from kafka.errors import KafkaError
-from kafka.structs import OffsetAndMetadata
 
 from agents.a2a import AgentCall, CallResult, call_agent
 from agents.card import auth_headers
@@ -33,57 +30,6 @@ from runs.choices import LogLevel, LogSource, StepStatus
 from runs.models import RunLog, StepExecution
 
 log = logging.getLogger(__name__)
-
-
-class OffsetTracker:
-    """Per partition: the offsets in flight; what may be committed is everything below the lowest of them."""
-
-    def __init__(self):
-        self.in_flight: dict = defaultdict(set)
-        self.next_offset: dict = {}
-        self.committed: dict = {}
-        self.lock = threading.Lock()  # calls finish on the loop thread, commits happen on the poll thread
-
-    def add(self, partition, offset: int) -> None:
-        with self.lock:
-            self.in_flight[partition].add(offset)
-            self.next_offset[partition] = max(self.next_offset.get(partition, 0), offset + 1)
-
-    def done(self, partition, offset: int) -> None:
-        with self.lock:
-            self.in_flight[partition].discard(offset)
-
-    def count(self) -> int:
-        with self.lock:
-            return sum(len(offsets) for offsets in self.in_flight.values())
-
-    def committable(self) -> dict:
-        with self.lock:
-            return self._committable()
-
-    def _committable(self) -> dict:
-        offsets = {}
-        for partition, upper in self.next_offset.items():
-            pending = self.in_flight[partition]
-            offset = min(pending) if pending else upper
-            if self.committed.get(partition) != offset:
-                offsets[partition] = OffsetAndMetadata(offset, "", -1)
-        return offsets
-
-    def mark_committed(self, offsets: dict) -> None:
-        for partition, meta in offsets.items():
-            self.committed[partition] = meta.offset
-
-    def forget(self, keep) -> None:
-        with self.lock:
-            self._forget(keep)
-
-    def _forget(self, keep) -> None:
-        for partition in list(self.next_offset):
-            if partition not in keep:
-                self.next_offset.pop(partition, None)
-                self.in_flight.pop(partition, None)
-                self.committed.pop(partition, None)
 
 
 def _step_status(correlation_id) -> str | None:
@@ -170,7 +116,7 @@ def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:
 class Bridge:
     def __init__(self):
         self.stopping = False
-        self.tracker = OffsetTracker()
+        self.tracker = kafka.OffsetTracker()
         self.consumer = None
         self.poller = ThreadPoolExecutor(1, thread_name_prefix="bridge-kafka")
         self.db = ThreadPoolExecutor(8, thread_name_prefix="bridge-db")

@@ -6,10 +6,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
-from core.demo import demo_setup
 from core.models import ApiKey
 from core.roles import Role
 from core.services import api_key_create
+from demo.setup import demo_setup
 
 KEY_NAME = "quickstart"
 KEY_FILE = "quickstart-api-key"
