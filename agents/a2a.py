@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from agents.card import card_urls
+from agents.policy import retry_delay
 
 PROTOCOL_03 = "0.3"
 PROTOCOL_10 = "1.0"
@@ -118,7 +119,12 @@ def _with_attempts(error: str, attempts: int) -> str:
 
 def _backoff_seconds(call: AgentCall, attempts: int, retry_after: float | None) -> float:
     cap = call.max_delay_ms / 1000
-    delay = min(call.initial_delay_ms / 1000 * call.backoff_multiplier ** (attempts - 1), cap)
+    policy = {
+        "initial_delay_ms": call.initial_delay_ms,
+        "backoff_multiplier": call.backoff_multiplier,
+        "max_delay_ms": call.max_delay_ms,
+    }
+    delay = retry_delay(policy, attempts).total_seconds()
     if retry_after is not None:
         # The agent's own hint wins when it asks for longer, but never beyond our cap.
         delay = min(max(delay, retry_after), cap)

@@ -4,12 +4,12 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from agents import services
 from agents.api.serializers import mask_auth_config
-from agents.choices import AgentStatus
 from agents.models import Agent
+from core.admin_mixins import ServiceErrorsAdminMixin
 
 
 @admin.register(Agent)
-class AgentAdmin(SimpleHistoryAdmin):
+class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     """Saves and deletes go through the services, so the admin writes the audit trail too and
     deleting is the same soft delete as in the API."""
 
@@ -50,5 +50,5 @@ class AgentAdmin(SimpleHistoryAdmin):
         services.agent_delete(agent=obj, user=request.user)
 
     def delete_queryset(self, request, queryset):
-        for agent in queryset.exclude(status=AgentStatus.DELETED):
+        for agent in queryset.live():
             services.agent_delete(agent=agent, user=request.user)

@@ -7,6 +7,10 @@ class AgentStatus(models.TextChoices):
     DELETED = "deleted", "Deleted"
 
 
+# Not deleted: what `Agent.objects.live()` returns.
+LIVE_STATUSES = [AgentStatus.ACTIVE, AgentStatus.INACTIVE]
+
+
 class AuthType(models.TextChoices):
     NONE = "none", "None"
     BEARER = "bearer", "Bearer token"

@@ -4,11 +4,17 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from agents.choices import DEFAULT_RETRY_CONFIG, DEFAULT_TIMEOUT_MS, AgentStatus, AuthType
+from agents.choices import DEFAULT_RETRY_CONFIG, DEFAULT_TIMEOUT_MS, LIVE_STATUSES, AgentStatus, AuthType
 
 
 def default_retry_config():
     return dict(DEFAULT_RETRY_CONFIG)
+
+
+class AgentQuerySet(models.QuerySet):
+    def live(self):
+        """Agents that are not deleted: the ones names refer to (and the partial index covers)."""
+        return self.filter(status__in=LIVE_STATUSES)
 
 
 class Agent(models.Model):
@@ -30,6 +36,8 @@ class Agent(models.Model):
     created_by = models.CharField(max_length=150, blank=True, default="")
     updated_by = models.CharField(max_length=150, blank=True, default="")
 
+    objects = AgentQuerySet.as_manager()
+
     # Secrets stay out of the history tables (and so out of the admin's History view).
     history = HistoricalRecords(excluded_fields=["auth_config", "updated_at"])
 
@@ -47,7 +55,7 @@ class Agent(models.Model):
             models.Index(
                 F("created_at").desc(),
                 F("id").desc(),
-                condition=Q(status__in=[AgentStatus.ACTIVE, AgentStatus.INACTIVE]),
+                condition=Q(status__in=LIVE_STATUSES),
                 name="agent_live_created_idx",
             ),
             models.Index(fields=["status", "-created_at", "-id"], name="agent_status_created_idx"),

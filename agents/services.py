@@ -6,7 +6,7 @@ from django.utils import timezone
 from agents.choices import MASK, SECRET_AUTH_KEYS, AgentStatus
 from agents.models import Agent
 from audit.services import audit_record, diff
-from core.api.exceptions import Conflict
+from core.errors import Conflict
 
 AUDITED_FIELDS = ("name", "url", "description", "auth_type", "auth_config", "timeout_ms", "retry_config", "status")
 
@@ -31,7 +31,7 @@ def _masked(changes: dict) -> dict:
 
 
 def _ensure_name_free(name: str, *, exclude_id=None) -> None:
-    clash = Agent.objects.filter(name=name).exclude(status=AgentStatus.DELETED)
+    clash = Agent.objects.live().filter(name=name)
     if exclude_id is not None:
         clash = clash.exclude(pk=exclude_id)
     if clash.exists():

@@ -6,7 +6,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_record
-from core.api.exceptions import Conflict
+from core.errors import Conflict
 from core.models import ApiKey
 from core.roles import Role
 

@@ -2,7 +2,6 @@
 
 import uuid
 
-from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.services import agent_create, agent_update
 from workflows.models import Workflow
@@ -33,7 +32,7 @@ def demo_setup(*, user, agent_url: str) -> Workflow:
     base = agent_url.rstrip("/")
     for skill in DEMO_SKILLS:
         name, url = f"demo-{skill}", f"{base}/{skill}"
-        agent = Agent.objects.exclude(status=AgentStatus.DELETED).filter(name=name).first()
+        agent = Agent.objects.live().filter(name=name).first()
         if agent is None:
             agent_create(user=user, data={"name": name, "url": url, "description": f"Demo agent skill '{skill}'."})
         elif agent.url != url:

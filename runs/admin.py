@@ -1,7 +1,7 @@
 from django.contrib import admin, messages
-from rest_framework.exceptions import APIException
 
 from core.admin_mixins import ReadOnlyAdminMixin
+from core.errors import DomainError
 from core.roles import Role, has_role, user_role
 from runs import services
 from runs.models import Run, RunLog, StepExecution
@@ -50,8 +50,8 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
             try:
                 action(run=run, user=request.user)
                 done += 1
-            except APIException as exc:
-                refused.append(f"{run.id}: {exc.detail}")
+            except DomainError as exc:
+                refused.append(f"{run.id}: {exc.message}")
         if done:
             self.message_user(request, f"{verb.capitalize()}: {done} run(s).", messages.SUCCESS)
         for line in refused:

@@ -22,10 +22,12 @@ from kafka.errors import KafkaError
 
 from agents.a2a import AgentCall, CallResult, call_agent
 from agents.card import auth_headers
-from agents.choices import DEFAULT_RETRY_CONFIG, AgentStatus
+from agents.choices import AgentStatus
 from agents.models import Agent
+from agents.policy import retry_policy
 from core import kafka
 from core.db import connections_refresh
+from runs import messages
 from runs.choices import LogLevel, LogSource, StepStatus
 from runs.models import RunLog, StepExecution
 
@@ -51,12 +53,7 @@ def task_prepare(task: dict) -> Prepared:
     name = task.get("agent_name") or ""
     # One round trip: the agent, and the step's status as our executor recorded it (if it knows the task).
     step_status = StepExecution.objects.filter(correlation_id=correlation_id).values("status")[:1]
-    agent = (
-        Agent.objects.exclude(status=AgentStatus.DELETED)
-        .filter(name=name)
-        .annotate(step_status=Subquery(step_status))
-        .first()
-    )
+    agent = Agent.objects.live().filter(name=name).annotate(step_status=Subquery(step_status)).first()
     step = agent.step_status if agent is not None else _step_status(correlation_id)
     known = step is not None
     if known and step != StepStatus.RUNNING:
@@ -65,7 +62,7 @@ def task_prepare(task: dict) -> Prepared:
         return Prepared(error=f"Agent '{name}' is not registered (or was deleted)", known=known)
     if agent.status != AgentStatus.ACTIVE:
         return Prepared(error=f"Agent '{name}' is {agent.status}", known=known)
-    policy = {**DEFAULT_RETRY_CONFIG, **(agent.retry_config or {}), **(task.get("retry") or {})}
+    policy = retry_policy(agent.retry_config, task.get("retry"))
     timeout_ms = task.get("timeout_ms") or agent.timeout_ms
     call = AgentCall(
         url=agent.url,
@@ -80,16 +77,9 @@ def task_prepare(task: dict) -> Prepared:
 
 
 def result_message(task: dict, result: CallResult) -> dict:
-    return {
-        "run_id": task.get("run_id"),
-        "task_id": task.get("task_id"),
-        "status": "SUCCESS" if result.ok else "FAILURE",
-        "output_data": result.output if result.ok else None,
-        "correlation_id": task.get("correlation_id"),
-        "error_message": None if result.ok else result.error,
-        "timestamp": kafka.now_iso(),
-        "duration_ms": result.duration_ms,
-    }
+    return messages.agent_result(
+        task, ok=result.ok, output=result.output, error=result.error, duration_ms=result.duration_ms
+    )
 
 
 def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:

@@ -1,4 +1,13 @@
+"""Run and step statuses, and the one table of the moves between them.
+
+`run_transition` and `step_transition` (runs/services.py) refuse any move the tables do not list, so
+a status can only change the way this page says. Callers check first where they owe the user a
+specific message (409 "only FAILED or CANCELLED runs can be retried").
+"""
+
 from django.db import models
+
+from core.errors import Conflict
 
 
 class RunStatus(models.TextChoices):
@@ -9,9 +18,18 @@ class RunStatus(models.TextChoices):
     CANCELLED = "CANCELLED"
 
 
+RUN_TRANSITIONS: dict[str, frozenset[str]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.COMPLETED: frozenset(),
+    RunStatus.FAILED: frozenset({RunStatus.PENDING}),  # retry: the same run, attempt + 1
+    RunStatus.CANCELLED: frozenset({RunStatus.PENDING}),  # retry
+}
+
 ACTIVE_RUN = (RunStatus.PENDING, RunStatus.RUNNING)
 FINISHED_RUN = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
-RETRYABLE_RUN = (RunStatus.FAILED, RunStatus.CANCELLED)
+RETRYABLE_RUN = tuple(status for status, moves in RUN_TRANSITIONS.items() if RunStatus.PENDING in moves)
+CANCELLABLE_RUN = tuple(status for status, moves in RUN_TRANSITIONS.items() if RunStatus.CANCELLED in moves)
 
 
 class StepStatus(models.TextChoices):
@@ -23,7 +41,38 @@ class StepStatus(models.TextChoices):
     CANCELLED = "CANCELLED"
 
 
+NEW = None  # a step execution not saved yet: the statuses it may be created with
+STEP_TRANSITIONS: dict[str | None, frozenset[str]] = {
+    NEW: frozenset({StepStatus.PENDING, StepStatus.RUNNING, StepStatus.FAILED, StepStatus.SKIPPED}),
+    StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.CANCELLED}),
+    StepStatus.RUNNING: frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED}),
+    # A finished try stays finished; a retry is a new row (try_number + 1).
+    StepStatus.COMPLETED: frozenset(),
+    StepStatus.FAILED: frozenset(),
+    StepStatus.SKIPPED: frozenset(),
+    StepStatus.CANCELLED: frozenset(),
+}
+
 ACTIVE_STEP = (StepStatus.PENDING, StepStatus.RUNNING)
+CANCELLABLE_STEP = tuple(s for s, moves in STEP_TRANSITIONS.items() if s is not NEW and StepStatus.CANCELLED in moves)
+
+
+class TransitionNotAllowed(Conflict):
+    """A status change the transition tables do not list."""
+
+    def __init__(self, kind: str, source, target):
+        self.source, self.target = source, target
+        super().__init__(f"A {kind} cannot go from {source or 'new'} to {target}.")
+
+
+def run_transition_check(source: str, target: str) -> None:
+    if target not in RUN_TRANSITIONS.get(source, ()):
+        raise TransitionNotAllowed("run", source, target)
+
+
+def step_transition_check(source: str | None, target: str) -> None:
+    if target not in STEP_TRANSITIONS.get(source, ()):
+        raise TransitionNotAllowed("step execution", source, target)
 
 
 class LogLevel(models.TextChoices):

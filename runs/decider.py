@@ -14,13 +14,14 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
-from agents.choices import DEFAULT_RETRY_CONFIG, AgentStatus
+from agents.choices import AgentStatus
 from agents.models import Agent
-from core import kafka
+from agents.policy import retry_delay, retry_policy
 from core.outbox import outbox_enqueue
+from runs import messages
 from runs.choices import ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
 from runs.models import Run, StepExecution
-from runs.services import monitoring_publish, run_log, run_transition
+from runs.services import monitoring_publish, run_log, run_transition, step_transition
 from workflows.definition.references import UnresolvedReference, resolve_value
 
 SOURCE = LogSource.EXECUTOR
@@ -36,22 +37,8 @@ class Outcome:
 WAITING = Outcome(StepStatus.RUNNING)
 
 
-def retry_policy(step: dict, agent: Agent | None) -> dict:
-    """The step's own `retry` wins over the agent's retry_config."""
-    base = dict(DEFAULT_RETRY_CONFIG)
-    if agent is not None:
-        base.update(agent.retry_config or {})
-    base.update(step.get("retry") or {})
-    return base
-
-
-def retry_delay(policy: dict, retry_number: int) -> timedelta:
-    delay = policy["initial_delay_ms"] * policy["backoff_multiplier"] ** (retry_number - 1)
-    return timedelta(milliseconds=min(delay, policy["max_delay_ms"]))
-
-
 def live_agent(name: str) -> Agent | None:
-    return Agent.objects.exclude(status=AgentStatus.DELETED).filter(name=name).first()
+    return Agent.objects.live().filter(name=name).first()
 
 
 class Decider:
@@ -141,7 +128,7 @@ class Decider:
 
     def fail_at_dispatch(self, execution: StepExecution, error: str) -> StepExecution:
         now = timezone.now()
-        execution.status = StepStatus.FAILED
+        step_transition(execution, StepStatus.FAILED)
         execution.error_message = error
         execution.started_at = execution.completed_at = now
         execution.save()
@@ -159,26 +146,14 @@ class Decider:
         """Marks the try RUNNING and queues its agent task (sent by the executor after commit)."""
         now = timezone.now()
         suffix = secrets.token_hex(4)
-        execution.status = StepStatus.RUNNING
+        step_transition(execution, StepStatus.RUNNING)
         execution.started_at = now
         execution.task_id = f"task-{execution.step_id}-{suffix}"
         execution.correlation_id = f"corr-{self.run.id}-{execution.step_id}-{suffix}"
         grace = timedelta(seconds=settings.EXECUTOR_STEP_GRACE_SECONDS)
         execution.due_at = now + timedelta(milliseconds=execution.timeout_ms) + grace
         execution.save()
-        task = {
-            "run_id": str(self.run.id),
-            "task_id": execution.task_id,
-            "agent_name": execution.agent_name,
-            "input_data": execution.input_data,
-            "correlation_id": execution.correlation_id,
-            "timestamp": kafka.now_iso(),
-            "step_id": execution.step_id,
-            "attempt": self.run.attempt,
-            "timeout_ms": execution.timeout_ms,
-        }
-        if retry:
-            task["retry"] = retry
+        task = messages.agent_task(self.run, execution, retry=retry)
         outbox_enqueue(topic=settings.KAFKA_TASKS_TOPIC, key=str(self.run.id), payload=task)
         run_log(
             self.run,
@@ -211,11 +186,11 @@ class Decider:
         execution.completed_at = now
         execution.duration_ms = result.get("duration_ms") or int((now - execution.started_at).total_seconds() * 1000)
         if result.get("status") == "SUCCESS":
-            execution.status = StepStatus.COMPLETED
+            step_transition(execution, StepStatus.COMPLETED)
             execution.output_data = result.get("output_data")
             message, level = f"Step '{execution.step_id}' completed", LogLevel.INFO
         else:
-            execution.status = StepStatus.FAILED
+            step_transition(execution, StepStatus.FAILED)
             execution.error_message = str(result.get("error_message") or "The agent reported a failure")
             message, level = f"Step '{execution.step_id}' failed: {execution.error_message}", LogLevel.ERROR
         execution.save(update_fields=["status", "output_data", "error_message", "completed_at", "duration_ms"])
@@ -246,7 +221,7 @@ class Decider:
         self.decide()
 
     def timeout(self, execution: StepExecution, step: dict, now) -> None:
-        execution.status = StepStatus.FAILED
+        step_transition(execution, StepStatus.FAILED)
         execution.completed_at = now
         execution.error_message = f"Timed out: no result from agent '{execution.agent_name}' within " + (
             f"{execution.timeout_ms} ms (+{settings.EXECUTOR_STEP_GRACE_SECONDS} s grace)"
@@ -259,7 +234,8 @@ class Decider:
             level=LogLevel.WARNING,
             step_id=execution.step_id,
         )
-        policy = retry_policy(step, live_agent(execution.agent_name))
+        agent = live_agent(execution.agent_name)
+        policy = retry_policy(agent.retry_config if agent else None, step.get("retry"))
         if execution.try_number > policy["max_retries"]:
             monitoring_publish(
                 self.run,
@@ -268,7 +244,7 @@ class Decider:
                 metadata={"error": execution.error_message},
             )
             return
-        retry = StepExecution.objects.create(
+        retry = StepExecution(
             run=self.run,
             step_id=execution.step_id,
             step_type=execution.step_type,
@@ -276,13 +252,14 @@ class Decider:
             scope=execution.scope,
             iteration=execution.iteration,
             branch=execution.branch,
-            status=StepStatus.PENDING,
             attempt=execution.attempt,
             try_number=execution.try_number + 1,
             input_data=execution.input_data,
             timeout_ms=execution.timeout_ms,
             due_at=now + retry_delay(policy, execution.try_number),
         )
+        step_transition(retry, StepStatus.PENDING)
+        retry.save()
         self.latest[(retry.scope, retry.step_id)] = retry
         run_log(
             self.run,

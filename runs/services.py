@@ -7,19 +7,28 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
-from rest_framework.exceptions import ErrorDetail
 
 from audit.services import audit_record
-from core import kafka
-from core.api.exceptions import Conflict, UnprocessableEntity
 from core.collect import collecting
+from core.errors import Conflict, FieldError, InvalidInput
 from core.outbox import outbox_enqueue
-from runs.choices import ACTIVE_RUN, ACTIVE_STEP, RETRYABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
+from runs import messages
+from runs.choices import (
+    CANCELLABLE_RUN,
+    CANCELLABLE_STEP,
+    NEW,
+    RETRYABLE_RUN,
+    LogLevel,
+    LogSource,
+    RunStatus,
+    StepStatus,
+    run_transition_check,
+    step_transition_check,
+)
+from runs.messages import RUN_EVENT
 from runs.models import Run, RunLog, StepExecution
 from workflows.choices import WorkflowStatus
 from workflows.models import Workflow
-
-RUN_EVENT = "workflow"  # the step_id of run-level monitoring updates
 
 
 def _username(user) -> str:
@@ -47,14 +56,7 @@ def run_log(
 
 
 def monitoring_publish(run: Run, *, status: str, step_id: str = RUN_EVENT, step_name: str = "", metadata=None):
-    payload = {
-        "run_id": str(run.id),
-        "step_id": step_id,
-        "step_name": step_name or (run.workflow_name if step_id == RUN_EVENT else step_id),
-        "status": status,
-        "timestamp": kafka.now_iso(),
-        "metadata": {"attempt": run.attempt, **(metadata or {})},
-    }
+    payload = messages.monitoring_update(run, status=status, step_id=step_id, step_name=step_name, metadata=metadata)
     outbox_enqueue(topic=settings.KAFKA_MONITORING_TOPIC, key=str(run.id), payload=payload)
 
 
@@ -62,27 +64,17 @@ def lease_until(seconds: int | None = None):
     return timezone.now() + timedelta(seconds=seconds or settings.EXECUTOR_LEASE_SECONDS)
 
 
-def execution_request(run: Run) -> dict:
-    return {
-        "message_type": "execution_request",
-        "run_id": str(run.id),
-        "workflow_plan": run.plan,
-        "input_data": run.input_data,
-        "timestamp": kafka.now_iso(),
-        "attempt": run.attempt,
-        "message_id": kafka.new_message_id(),
-    }
-
-
 def execution_request_enqueue(run: Run) -> None:
-    outbox_enqueue(topic=settings.KAFKA_EXECUTION_TOPIC, key=str(run.id), payload=execution_request(run))
+    outbox_enqueue(topic=settings.KAFKA_EXECUTION_TOPIC, key=str(run.id), payload=messages.execution_request(run))
 
 
 def run_transition(run: Run, status: str, *, source: str, error: str = "", output=None, detail: str = "") -> None:
     """Moves a locked run to `status`: timestamps, run log, monitoring update (webhooks hook in here).
 
-    The caller holds the run's row lock and has checked that the move is allowed.
+    The caller holds the run's row lock. A move the transition table does not list raises
+    TransitionNotAllowed (a Conflict) and changes nothing.
     """
+    run_transition_check(run.status, status)
     now = timezone.now()
     previous = run.status
     run.status = status
@@ -111,16 +103,24 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
         monitoring_publish(run, status=status, metadata=metadata)
 
 
+def step_transition(execution: StepExecution, status: str) -> None:
+    """Sets a step execution's new status (unsaved; the caller saves with its other fields), after
+    checking the move against the transition table. A row not saved yet may start in the statuses
+    a new execution may have."""
+    step_transition_check(NEW if execution._state.adding else execution.status, status)
+    execution.status = status
+
+
 def run_input_check(workflow: Workflow, input_data) -> None:
     schema = workflow.definition.get("input_schema")
     if not schema:
         return
-    errors: dict[str, list] = {}
-    for error in Draft202012Validator(schema).iter_errors(input_data):
-        path = ".".join(["input_data", *(str(part) for part in error.absolute_path)])
-        errors.setdefault(path, []).append(ErrorDetail(error.message, code=str(error.validator)))
+    errors = [
+        FieldError(".".join(["input_data", *map(str, error.absolute_path)]), error.message, str(error.validator))
+        for error in Draft202012Validator(schema).iter_errors(input_data)
+    ]
     if errors:
-        raise UnprocessableEntity(errors)
+        raise InvalidInput(errors)
 
 
 def run_plan(workflow: Workflow) -> dict:
@@ -180,7 +180,8 @@ def run_retry(*, run: Run, user) -> Run:
 
 
 def steps_cancel(run: Run, *, reason: str) -> int:
-    return StepExecution.objects.filter(run=run, status__in=ACTIVE_STEP).update(
+    # One UPDATE for all of them: every status it picks may move to CANCELLED (the table says so).
+    return StepExecution.objects.filter(run=run, status__in=CANCELLABLE_STEP).update(
         status=StepStatus.CANCELLED, error_message=reason, completed_at=timezone.now()
     )
 
@@ -189,7 +190,7 @@ def run_cancel(*, run: Run, user, reason: str = "") -> Run:
     """Marks the run CANCELLED at once; the executor dispatches nothing more and ignores late results."""
     with transaction.atomic():
         run = _locked(run)
-        if run.status not in ACTIVE_RUN:
+        if run.status not in CANCELLABLE_RUN:
             raise Conflict(f"Only PENDING or RUNNING runs can be cancelled; this run is {run.status}.")
         previous = run.status
         run.cancelled_by = _username(user)
@@ -202,13 +203,6 @@ def run_cancel(*, run: Run, user, reason: str = "") -> Run:
             resource_id=run.pk,
             changes={"status": [previous, RunStatus.CANCELLED]},
         )
-        payload = {
-            "message_type": "cancellation_request",
-            "run_id": str(run.id),
-            "cancelled_by": run.cancelled_by,
-            "reason": reason,
-            "timestamp": kafka.now_iso(),
-            "message_id": kafka.new_message_id(),
-        }
+        payload = messages.cancellation_request(run, reason=reason)
         outbox_enqueue(topic=settings.KAFKA_CANCELLATION_TOPIC, key=str(run.id), payload=payload)
     return run

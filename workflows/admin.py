@@ -1,8 +1,8 @@
 from django.contrib import admin
 from simple_history.admin import SimpleHistoryAdmin
 
+from core.admin_mixins import ServiceErrorsAdminMixin
 from workflows import services
-from workflows.choices import WorkflowStatus
 from workflows.models import Workflow, WorkflowVersion
 
 
@@ -19,7 +19,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(SimpleHistoryAdmin):
+class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     """Definitions are edited through the API (they are validated as a whole); the admin shows
     them, their versions and their history, and deletes (softly, with an audit event)."""
 
@@ -49,5 +49,5 @@ class WorkflowAdmin(SimpleHistoryAdmin):
         services.workflow_delete(workflow=obj, user=request.user)
 
     def delete_queryset(self, request, queryset):
-        for workflow in queryset.exclude(status=WorkflowStatus.DELETED):
+        for workflow in queryset.live():
             services.workflow_delete(workflow=workflow, user=request.user)

@@ -9,6 +9,12 @@ from workflows.choices import WorkflowStatus
 LIVE = Q(status__in=[WorkflowStatus.ACTIVE, WorkflowStatus.INACTIVE])
 
 
+class WorkflowQuerySet(models.QuerySet):
+    def live(self):
+        """Workflows that are not deleted (names are unique among these)."""
+        return self.filter(LIVE)
+
+
 class Workflow(models.Model):
     """A workflow and its current definition. Every saved definition is also kept, unchanged, as a
     WorkflowVersion; runs pin the version they execute."""
@@ -24,6 +30,8 @@ class Workflow(models.Model):
     deleted_at = models.DateTimeField(null=True, blank=True)
     created_by = models.CharField(max_length=150, blank=True, default="")
     updated_by = models.CharField(max_length=150, blank=True, default="")
+
+    objects = WorkflowQuerySet.as_manager()
 
     history = HistoricalRecords(excluded_fields=["updated_at"])
 

@@ -4,16 +4,15 @@ import uuid
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from rest_framework.exceptions import ErrorDetail
 
 from agents.choices import AgentStatus
 from agents.models import Agent
 from audit.services import audit_record, diff
-from core.api.exceptions import Conflict, UnprocessableEntity
+from core.errors import Conflict, FieldError, InvalidInput
 from workflows.choices import DEFINITION_FIELDS, WorkflowStatus
 from workflows.definition.plan import plan_from_definition
 from workflows.definition.validation import validate_definition
-from workflows.models import LIVE, Workflow, WorkflowVersion
+from workflows.models import Workflow, WorkflowVersion
 
 
 def agent_statuses(definition) -> dict[str, str]:
@@ -34,19 +33,16 @@ def agent_statuses(definition) -> dict[str, str]:
 def definition_check(definition) -> dict:
     """Validates a definition against every rule and the agent registry; returns the normalised plan.
 
-    Raises a 422 listing every problem with its field path.
+    Raises InvalidInput listing every problem with its field path.
     """
     issues = validate_definition(definition, agents=agent_statuses(definition))
     if issues:
-        errors: dict[str, list] = {}
-        for issue in issues:
-            errors.setdefault(issue.field, []).append(ErrorDetail(issue.message, code=issue.type))
-        raise UnprocessableEntity(errors)
+        raise InvalidInput([FieldError(issue.field, issue.message, issue.type) for issue in issues])
     return plan_from_definition(definition)
 
 
 def _ensure_name_free(name: str, *, exclude_id=None) -> None:
-    clash = Workflow.objects.filter(LIVE, name=name)
+    clash = Workflow.objects.live().filter(name=name)
     if exclude_id is not None:
         clash = clash.exclude(pk=exclude_id)
     if clash.exists():
@@ -142,6 +138,29 @@ def workflow_delete(*, workflow: Workflow, user) -> None:
             resource_id=workflow.pk,
             changes={"status": [previous, WorkflowStatus.DELETED]},
         )
+
+
+# Older files carry these; the server owns ids and versions, so they are accepted and ignored.
+IGNORED_FILE_FIELDS = ("workflow_id", "version")
+
+
+def workflow_import(*, user, document) -> tuple[Workflow, str]:
+    """Creates a workflow from a file of the older format, or saves it as a new version of the live
+    workflow of that name when the definition differs. Returns the workflow and what happened:
+    "created", "updated" or "unchanged"."""
+    if not isinstance(document, dict):
+        raise InvalidInput.one("", "Expected a JSON object.")
+    unknown = sorted(set(document) - set(DEFINITION_FIELDS) - set(IGNORED_FILE_FIELDS))
+    if unknown:
+        raise InvalidInput([FieldError(name, "Unknown field.", "unknown_field") for name in unknown])
+    definition = {key: document[key] for key in DEFINITION_FIELDS if key in document}
+    name = definition.get("name")
+    existing = Workflow.objects.live().filter(name=name).first() if isinstance(name, str) else None
+    if existing is None:
+        return workflow_create(user=user, definition=definition), "created"
+    before = existing.version
+    workflow = workflow_update(workflow=existing, user=user, definition=definition)
+    return workflow, "unchanged" if workflow.version == before else "updated"
 
 
 def definition_fields(workflow: Workflow) -> dict:

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from agents.choices import DEFAULT_RETRY_CONFIG, MASK, SECRET_AUTH_KEYS, AgentStatus, AuthType
 from agents.models import Agent
+from agents.policy import retry_policy
 from core.api.serializers import StrictModelSerializer, StrictSerializer, iso_datetime
 
 _AUTH_FIELDS = {
@@ -158,10 +159,8 @@ class AgentSerializer(StrictModelSerializer):
             previous = instance.auth_config if instance and instance.auth_type == auth_type else {}
             attrs["auth_config"] = _clean_auth_config(auth_type, given or {}, previous)
         if "retry_config" in attrs:
-            base = dict(DEFAULT_RETRY_CONFIG)
-            if self.partial and instance is not None:
-                base.update(instance.retry_config or {})
-            merged = {**base, **attrs["retry_config"]}
+            stored = instance.retry_config if self.partial and instance is not None else None
+            merged = retry_policy(stored, attrs["retry_config"])
             if merged["max_delay_ms"] < merged["initial_delay_ms"]:
                 raise serializers.ValidationError(
                     {"retry_config": {"max_delay_ms": ["Must be at least initial_delay_ms."]}}

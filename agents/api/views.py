@@ -1,15 +1,14 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema, extend_schema_view
-from rest_framework import mixins, status
+from rest_framework import status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from agents import services
 from agents.api.serializers import AgentHealthSerializer, AgentSerializer
 from agents.card import agent_check_health
-from agents.choices import AgentStatus
 from agents.filtersets import AgentFilterSet
 from agents.models import Agent
-from core.api.viewsets import BaseViewSet
+from core.api.viewsets import SoftDeleteViewSet
 from core.roles import Role
 
 _HEALTH_EXAMPLE = {
@@ -44,27 +43,11 @@ _HEALTH_EXAMPLE = {
         examples=[OpenApiExample("Healthy", value=_HEALTH_EXAMPLE, response_only=True)],
     ),
 )
-class AgentViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    BaseViewSet,
-):
+class AgentViewSet(SoftDeleteViewSet):
     queryset = Agent.objects.all()
     serializer_class = AgentSerializer
     filterset_class = AgentFilterSet
-    ordering_fields = ["name", "created_at", "updated_at", "status"]
-    ordering = ["-created_at"]
     action_roles = {"health": Role.VIEWER}
-    extra_error_codes = {"create": ["409"], "update": ["409"], "partial_update": ["409"]}
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action != "list":
-            queryset = queryset.exclude(status=AgentStatus.DELETED)
-        return queryset
 
     def perform_create(self, serializer):
         serializer.instance = services.agent_create(user=self.request.user, data=serializer.validated_data)

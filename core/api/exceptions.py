@@ -1,4 +1,7 @@
-"""One error body for every error status, for DRF views and plain Django views alike."""
+"""One error body for every error status, for DRF views and plain Django views alike.
+
+Services raise domain errors (core/errors.py); this is where they become 409, 422 and 404.
+"""
 
 import logging
 
@@ -9,6 +12,7 @@ from django.utils import timezone
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 
+from core import errors as domain
 from core.middleware import current_request_id
 
 logger = logging.getLogger("core.api")
@@ -18,7 +22,7 @@ BODY_FIELD = "body"  # the `field` of an error about the request body as a whole
 
 class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
-    default_detail = "The request conflicts with the current state of the resource."
+    default_detail = domain.Conflict.default_message
     default_code = "conflict"
 
 
@@ -62,6 +66,24 @@ def error_body(request, status_code: int, detail: str, *, error: str | None = No
     return body
 
 
+def validation_error(exc: domain.InvalidInput) -> UnprocessableEntity:
+    """A domain InvalidInput as DRF's ValidationError, field paths kept (also for use inside serializers)."""
+    detail: dict[str, list] = {}
+    for error in exc.errors:
+        detail.setdefault(error.field or BODY_FIELD, []).append(exceptions.ErrorDetail(error.message, code=error.code))
+    return UnprocessableEntity(detail)
+
+
+def api_exception(exc: domain.DomainError) -> exceptions.APIException:
+    if isinstance(exc, domain.InvalidInput):
+        return validation_error(exc)
+    if isinstance(exc, domain.NotFound):
+        return exceptions.NotFound(exc.message)
+    if isinstance(exc, domain.Conflict):
+        return Conflict(exc.message)
+    return exceptions.APIException(exc.message)
+
+
 def flatten_errors(detail, prefix: str = "") -> list[dict]:
     """Turns DRF's nested error detail into [{field, message, type}] with dotted field paths."""
     if isinstance(detail, dict):
@@ -97,7 +119,9 @@ def _detail_text(exc: exceptions.APIException) -> str:
 
 def exception_handler(exc, context):
     request = context.get("request")
-    if isinstance(exc, Http404):
+    if isinstance(exc, domain.DomainError):
+        exc = api_exception(exc)
+    elif isinstance(exc, Http404):
         exc = exceptions.NotFound(str(exc) or "Not found.")
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()

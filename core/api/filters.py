@@ -40,12 +40,12 @@ class StringListFilter(django_filters.Filter):
 
 class SoftDeleteFilterSet(django_filters.FilterSet):
     """`name` (case-insensitive substring) and `status` for resources that are soft deleted:
-    without a status filter, deleted rows stay hidden. Subclasses set Meta.model and `status`."""
+    without a status filter, deleted rows stay hidden (the model's `live()`). Subclasses set Meta.model
+    and `status`."""
 
     name = django_filters.CharFilter(
         field_name="name", lookup_expr="icontains", max_length=255, help_text="Case-insensitive substring of the name."
     )
-    live_statuses = ("active", "inactive")
 
     def filter_status(self, queryset, name, value):
         return queryset.filter(status__in=value) if value else queryset
@@ -54,5 +54,5 @@ class SoftDeleteFilterSet(django_filters.FilterSet):
     def qs(self):
         queryset = super().qs
         if not self.form.cleaned_data.get("status"):
-            queryset = queryset.filter(status__in=self.live_statuses)
+            queryset = queryset.live()
         return queryset

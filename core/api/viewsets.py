@@ -1,5 +1,5 @@
 from django.http import Http404
-from rest_framework import exceptions, viewsets
+from rest_framework import exceptions, mixins, viewsets
 from rest_framework.routers import SimpleRouter
 
 from core.roles import Role
@@ -29,6 +29,28 @@ class BaseViewSet(viewsets.GenericViewSet):
             name = self.get_queryset().model._meta.verbose_name.capitalize()
             value = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)
             raise exceptions.NotFound(f"{name} {value!r} not found.") from None
+
+
+class SoftDeleteViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    BaseViewSet,
+):
+    """CRUD for resources that are deleted softly (agents, workflows): a deleted row is a 404 for
+    every detail route, and the list shows deleted rows only when its status filter asks for them
+    (SoftDeleteFilterSet). The model's manager has `live()`. Subclasses declare the rest and route
+    create, update and destroy through their services."""
+
+    ordering_fields = ["name", "created_at", "updated_at", "status"]
+    ordering = ["-created_at"]
+    extra_error_codes = {"create": ["409"], "update": ["409"], "partial_update": ["409"]}
+
+    def get_queryset(self):
+        queryset = super().get_queryset()
+        return queryset if self.action == "list" else queryset.live()
 
 
 class Router(SimpleRouter):

@@ -18,7 +18,6 @@ from runs.api.serializers import (
 )
 from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSet
 from runs.models import Run, RunLog, StepExecution
-from workflows.choices import WorkflowStatus
 from workflows.models import Workflow
 
 
@@ -111,7 +110,7 @@ class WorkflowExecuteViewSet(BaseViewSet):
     """`POST /workflows/{id}/execute`: under the workflow's path, but a run is what it creates, so it
     lives with the runs (workflows know nothing of runs)."""
 
-    queryset = Workflow.objects.exclude(status=WorkflowStatus.DELETED)
+    queryset = Workflow.objects.live()
     action_roles = {"execute": Role.OPERATOR}
     extra_error_codes = {"execute": ["409"]}
 

@@ -83,3 +83,21 @@ def test_audit_events_are_read_only_in_the_admin(staff):
     assert page.status_code == 200 and 'name="_save"' not in page.content.decode()
     assert staff.post(f"/admin/audit/auditevent/{event.id}/delete/", {"post": "yes"}).status_code == 403
     assert AuditEvent.objects.filter(pk=event.id).exists()
+
+
+def test_a_conflict_in_the_service_is_a_message_not_a_server_error(staff, monkeypatch):
+    """A name taken between the form's check and the save (a concurrent request) reaches the service
+    as a domain error; the admin shows it and writes nothing."""
+    from agents import services
+    from core.errors import Conflict
+
+    def taken(**kwargs):
+        raise Conflict("An agent named 'raced' already exists.")
+
+    monkeypatch.setattr(services, "agent_create", taken)
+    form = {"name": "raced", "url": "http://127.0.0.1:1/", "description": "", "timeout_ms": 6000}
+    form |= {"retry_config": json.dumps({"max_retries": 1}), "status": "active"}
+    response = staff.post("/admin/agents/agent/add/", form, follow=True)
+    assert response.status_code == 200
+    assert "An agent named &#x27;raced&#x27; already exists." in response.content.decode()
+    assert not AuditEvent.objects.exists()

@@ -1,7 +1,9 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
+from core.api.exceptions import validation_error
 from core.api.serializers import StrictCharField, StrictSerializer, iso_datetime
+from core.errors import InvalidInput
 from workflows.choices import DEFINITION_FIELDS, WorkflowStatus
 from workflows.services import definition_check, definition_fields
 
@@ -72,7 +74,10 @@ class DefinitionSerializer(StrictSerializer):
     def validate(self, attrs):
         attrs.pop("workflow_id", None)
         attrs.pop("version", None)
-        attrs["plan"] = definition_check({key: attrs[key] for key in DEFINITION_FIELDS if key in attrs})
+        try:
+            attrs["plan"] = definition_check({key: attrs[key] for key in DEFINITION_FIELDS if key in attrs})
+        except InvalidInput as exc:
+            raise validation_error(exc) from None
         return attrs
 
 

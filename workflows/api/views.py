@@ -1,10 +1,10 @@
 from django.db.models import Q
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import exceptions, mixins, status
+from rest_framework import exceptions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from core.api.viewsets import BaseViewSet
+from core.api.viewsets import SoftDeleteViewSet
 from core.roles import Role
 from workflows import services
 from workflows.api.serializers import (
@@ -53,31 +53,11 @@ _VERSION = OpenApiParameter("version", int, OpenApiParameter.PATH, description="
         responses={200: ValidationResultSerializer},
     ),
 )
-class WorkflowViewSet(
-    mixins.ListModelMixin,
-    mixins.RetrieveModelMixin,
-    mixins.CreateModelMixin,
-    mixins.UpdateModelMixin,
-    mixins.DestroyModelMixin,
-    BaseViewSet,
-):
+class WorkflowViewSet(SoftDeleteViewSet):
     queryset = Workflow.objects.all()
     serializer_class = WorkflowSerializer
     filterset_class = WorkflowFilterSet
-    ordering_fields = ["name", "created_at", "updated_at", "status"]
-    ordering = ["-created_at"]
-    action_roles = {
-        "versions": Role.VIEWER,
-        "version": Role.VIEWER,
-        "validate": Role.VIEWER,
-    }
-    extra_error_codes = {"create": ["409"], "update": ["409"], "partial_update": ["409"]}
-
-    def get_queryset(self):
-        queryset = super().get_queryset()
-        if self.action != "list":
-            queryset = queryset.exclude(status=WorkflowStatus.DELETED)
-        return queryset
+    action_roles = {"versions": Role.VIEWER, "version": Role.VIEWER, "validate": Role.VIEWER}
 
     def get_serializer_class(self):
         if self.action == "list":

@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from workflows.models import LIVE, Workflow
+from workflows.models import Workflow
 
 
 class Command(BaseCommand):
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("--output", "-o", help="Write to this file instead of standard output.")
 
     def handle(self, *args, name, version_number=None, output=None, **options):
-        workflow = Workflow.objects.filter(LIVE, name=name).first()
+        workflow = Workflow.objects.live().filter(name=name).first()
         if workflow is None:
             raise CommandError(f"No workflow named {name!r}")
         number = version_number or workflow.version

@@ -3,12 +3,9 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from rest_framework.exceptions import ValidationError
 
-from core.api.exceptions import Conflict, flatten_errors
+from core.errors import DomainError, InvalidInput
 from workflows import services
-from workflows.api.serializers import DefinitionSerializer
-from workflows.models import LIVE, Workflow
 
 
 class Command(BaseCommand):
@@ -32,7 +29,7 @@ class Command(BaseCommand):
         for name in files:
             try:
                 self.stdout.write(f"{name}: {self._import(Path(name), actor)}")
-            except (OSError, ValueError, ValidationError, Conflict) as exc:
+            except (OSError, ValueError, DomainError) as exc:
                 failed += 1
                 self.stdout.write(self.style.ERROR(f"{name}: failed"))
                 for line in _describe(exc):
@@ -43,24 +40,18 @@ class Command(BaseCommand):
             raise CommandError(summary, returncode=1)
 
     def _import(self, path: Path, actor) -> str:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        serializer = DefinitionSerializer(data=data)
-        serializer.is_valid(raise_exception=True)
-        plan = serializer.validated_data["plan"]
-        existing = Workflow.objects.filter(LIVE, name=plan["name"]).first()
-        if existing is None:
-            workflow = services.workflow_create(user=actor, definition=plan)
+        document = json.loads(path.read_text(encoding="utf-8"))
+        workflow, outcome = services.workflow_import(user=actor, document=document)
+        if outcome == "created":
             return f"created {workflow.name!r} version 1"
-        before = existing.version
-        workflow = services.workflow_update(workflow=existing, user=actor, definition=plan)
-        if workflow.version == before:
-            return f"unchanged {workflow.name!r} (version {before})"
+        if outcome == "unchanged":
+            return f"unchanged {workflow.name!r} (version {workflow.version})"
         return f"updated {workflow.name!r} to version {workflow.version}"
 
 
 def _describe(exc) -> list[str]:
-    if isinstance(exc, ValidationError):
-        return [f"{error['field']}: {error['message']}" for error in flatten_errors(exc.detail)]
+    if isinstance(exc, InvalidInput):
+        return [str(error) if error.field else f"body: {error.message}" for error in exc.errors]
     if isinstance(exc, json.JSONDecodeError):
         return [f"not valid JSON: {exc}"]
-    return [str(getattr(exc, "detail", exc))]
+    return [str(getattr(exc, "message", exc))]

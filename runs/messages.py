@@ -1,0 +1,73 @@
+"""Every Kafka message the engine sends, built in one place (the wire contract's shapes).
+
+Topics: execution and cancellation requests (API -> executor), agent tasks (executor -> bridge),
+agent results (bridge -> executor) and monitoring updates (executor and API -> observers).
+"""
+
+from core import kafka
+
+RUN_EVENT = "workflow"  # the step_id of run-level monitoring updates
+
+
+def execution_request(run) -> dict:
+    return {
+        "message_type": "execution_request",
+        "run_id": str(run.id),
+        "workflow_plan": run.plan,
+        "input_data": run.input_data,
+        "timestamp": kafka.now_iso(),
+        "attempt": run.attempt,
+        "message_id": kafka.new_message_id(),
+    }
+
+
+def cancellation_request(run, *, reason: str) -> dict:
+    return {
+        "message_type": "cancellation_request",
+        "run_id": str(run.id),
+        "cancelled_by": run.cancelled_by,
+        "reason": reason,
+        "timestamp": kafka.now_iso(),
+        "message_id": kafka.new_message_id(),
+    }
+
+
+def agent_task(run, execution, *, retry: dict | None = None) -> dict:
+    task = {
+        "run_id": str(run.id),
+        "task_id": execution.task_id,
+        "agent_name": execution.agent_name,
+        "input_data": execution.input_data,
+        "correlation_id": execution.correlation_id,
+        "timestamp": kafka.now_iso(),
+        "step_id": execution.step_id,
+        "attempt": run.attempt,
+        "timeout_ms": execution.timeout_ms,
+    }
+    if retry:
+        task["retry"] = retry
+    return task
+
+
+def agent_result(task: dict, *, ok: bool, output, error: str | None, duration_ms: int) -> dict:
+    return {
+        "run_id": task.get("run_id"),
+        "task_id": task.get("task_id"),
+        "status": "SUCCESS" if ok else "FAILURE",
+        "output_data": output if ok else None,
+        "correlation_id": task.get("correlation_id"),
+        "error_message": None if ok else error,
+        "timestamp": kafka.now_iso(),
+        "duration_ms": duration_ms,
+    }
+
+
+def monitoring_update(run, *, status: str, step_id: str = RUN_EVENT, step_name: str = "", metadata=None) -> dict:
+    return {
+        "run_id": str(run.id),
+        "step_id": step_id,
+        "step_name": step_name or (run.workflow_name if step_id == RUN_EVENT else step_id),
+        "status": status,
+        "timestamp": kafka.now_iso(),
+        "metadata": {"attempt": run.attempt, **(metadata or {})},
+    }
