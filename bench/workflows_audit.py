@@ -436,8 +436,8 @@ def seed(workflow_count: int, audit_rows: int) -> None:
     # Autovacuum would get to the new rows within a minute; do it now so plans and figures are steady.
     vacuum_analyze(Agent, Workflow, WorkflowVersion, AuditEvent)
 
-    live = Workflow.objects.exclude(status=WorkflowStatus.DELETED).count()
-    matching = Workflow.objects.exclude(status=WorkflowStatus.DELETED).filter(name__icontains=NAME_TERM).count()
+    live = Workflow.objects.live().count()
+    matching = Workflow.objects.live().filter(name__icontains=NAME_TERM).count()
     recent = AuditEvent.objects.filter(user=AUDIT_USER, created_at__gte=now - timedelta(days=30)).count()
     updates = AuditEvent.objects.filter(action="workflow.update").count()
     print(

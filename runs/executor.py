@@ -21,7 +21,7 @@ from core import kafka
 from core.db import connections_refresh
 from core.models import OutboxMessage
 from core.outbox import outbox_collect, outbox_relay
-from runs.choices import ACTIVE_RUN, ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
+from runs.choices import ACTIVE_RUN, ACTIVE_STEP, CANCELLABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
 from runs.decider import Decider
 from runs.models import Run, RunLog, StepExecution
 from runs.services import run_log, run_logs_collect, run_transition, steps_cancel
@@ -69,7 +69,7 @@ def execution_request_handle(message: dict) -> None:
 
 def cancellation_request_handle(message: dict) -> None:
     run = _locked_run(message.get("run_id"))
-    if run is None or run.status not in ACTIVE_RUN:
+    if run is None or run.status not in CANCELLABLE_RUN:
         return  # the API cancels in its own transaction; this request only matters to older producers
     run.cancelled_by = str(message.get("cancelled_by") or "")[:150]
     steps_cancel(run, reason="Run cancelled")

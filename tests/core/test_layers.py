@@ -60,6 +60,22 @@ def test_imports_point_down(name):
     assert not upward, f"{name} (layer {layer}) imports from a higher layer: {upward}"
 
 
+HTTP_FREE = ("services", "choices", "messages", "decider", "executor", "bridge", "tasks", "policy", "errors")
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n in MODULES if n.rpartition(".")[2] in HTTP_FREE or ".management.commands." in n)
+)
+def test_services_and_workers_know_nothing_of_http(name):
+    """They raise core/errors.py exceptions; the API maps them to status codes, the admin and the
+    commands show their message."""
+    tree = ast.parse(MODULES[name].read_text())
+    used = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+    used |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    drf = sorted(module for module in used if module.split(".")[0] == "rest_framework" or ".api" in module)
+    assert not drf, f"{name} imports {drf}"
+
+
 def test_no_import_cycles():
     graph = {name: imports(name, path) & set(MODULES) for name, path in MODULES.items()}
     # Importing a submodule imports its package first: that is not a circle of ours.
