@@ -1,14 +1,21 @@
 """Deciding what a run does next, from what the database says happened so far.
 
-Nothing here keeps state between calls: every decision reads the run's step executions, so any
-executor can take any message and a crashed executor loses nothing. The caller holds the run's row
-lock. Plans are walked step by step from `start_step`; each step type answers "done, waiting or
-failed" for itself, which is where the control-flow types (parallel, conditional, loop, fork-join)
-plug in.
+Nothing is kept in memory between messages: any executor can take any message and a crashed
+executor loses nothing. The caller holds the run's row lock. Two directions, one set of rules:
+
+- `resume` (an execution request: start, retry, recovery) walks the plan top-down from
+  `start_step`; completed steps (of any attempt) are passed over, so a retried run calls no
+  completed step again, inside blocks too.
+- `result_record` and the deadline handling start bottom-up from the one step execution that
+  changed: its chain goes on, or the block (or loop iteration / fork-join branch) that holds the
+  chain is told, and so on upward. Blocks keep their counters on their own row (`progress`), so a
+  decision reads a handful of rows whatever the size of the run.
+
+Top-down calls return an Outcome and never call upward; upward calls start only from an event.
+Block types live in runs/blocks.py.
 """
 
 import secrets
-from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
@@ -19,169 +26,39 @@ from agents.models import Agent
 from agents.policy import retry_delay, retry_policy
 from core.outbox import outbox_enqueue
 from runs import messages
-from runs.choices import ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
+from runs.blocks import Blocks
+from runs.choices import ACTIVE_STEP, CANCELLABLE_STEP, LogLevel, LogSource, RunStatus, StepStatus
+from runs.context import loop_context, reference_context
 from runs.models import Run, StepExecution
+from runs.outcome import WAITING, Outcome
+from runs.plan import ITERATION, SLOT_TYPES, Plan
 from runs.services import monitoring_publish, run_log, run_transition, step_transition
 from workflows.definition.references import UnresolvedReference, resolve_value
 
 SOURCE = LogSource.EXECUTOR
 
 
-@dataclass
-class Outcome:
-    status: str  # StepStatus.COMPLETED, FAILED, or RUNNING (= waiting)
-    output: object = None
-    error: str = ""
-
-
-WAITING = Outcome(StepStatus.RUNNING)
-
-
 def live_agent(name: str) -> Agent | None:
     return Agent.objects.live().filter(name=name).first()
 
 
-class Decider:
+class Decider(Blocks):
     def __init__(self, run: Run):
         self.run = run
-        self.plan = run.plan
-        self.latest: dict[tuple[str, str], StepExecution] = {}
-        self.latest_all = list(run.steps.order_by("attempt", "try_number", "created_at"))
-        for execution in self.latest_all:
-            self.latest[(execution.scope, execution.step_id)] = execution
+        self.plan = Plan.of(run.plan)
+        self.by_id: dict = {}
+        self.by_place: dict[tuple[str, str], StepExecution | None] = {}
+        self.deadlines: list = []
 
-    # -- the walk --------------------------------------------------------------------------------
+    # -- entry points ----------------------------------------------------------------------------
 
-    def decide(self) -> None:
+    def resume(self) -> None:
         """Dispatches what is ready, or finishes the run when its last step is done or a step failed."""
-        if self.run.status != RunStatus.RUNNING:
-            return
-        outcome = self.sequence(self.plan["start_step"], scope="")
-        if outcome.status == StepStatus.COMPLETED:
-            run_transition(self.run, RunStatus.COMPLETED, source=SOURCE, output=outcome.output)
-        elif outcome.status == StepStatus.FAILED:
-            run_transition(self.run, RunStatus.FAILED, source=SOURCE, error=outcome.error)
-        else:
-            self.lease_renew()
-
-    def sequence(self, step_id: str | None, *, scope: str) -> Outcome:
-        """Runs steps through `next_step`; the output of a sequence is its last step's output."""
-        outcome = Outcome(StepStatus.COMPLETED)
-        while step_id:
-            outcome = self.step(step_id, scope=scope)
-            if outcome.status != StepStatus.COMPLETED:
-                return outcome
-            step_id = self.plan["steps"][step_id].get("next_step")
-        return outcome
-
-    def step(self, step_id: str, *, scope: str) -> Outcome:
-        step = self.plan["steps"][step_id]
-        execution = self.latest.get((scope, step_id))
-        if execution is not None and execution.status == StepStatus.COMPLETED:
-            return Outcome(StepStatus.COMPLETED, execution.output_data)
-        if execution is not None and execution.attempt == self.run.attempt:
-            if execution.status in ACTIVE_STEP:
-                return WAITING
-            return Outcome(StepStatus.FAILED, error=f"Step '{step_id}' failed: {execution.error_message}")
-        kind = step.get("type") or "agent"
-        if kind != "agent":
-            return Outcome(StepStatus.FAILED, error=f"Step '{step_id}': step type '{kind}' is not supported yet")
-        execution = self.agent_dispatch(step, scope=scope)
-        if execution.status == StepStatus.FAILED:
-            return Outcome(StepStatus.FAILED, error=f"Step '{step_id}' failed: {execution.error_message}")
-        return WAITING
-
-    # -- agent steps -----------------------------------------------------------------------------
-
-    def outputs(self, scope: str) -> dict:
-        return {
-            step_id: execution.output_data
-            for (found_scope, step_id), execution in self.latest.items()
-            if found_scope in ("", scope) and execution.status == StepStatus.COMPLETED
-        }
-
-    def agent_dispatch(self, step: dict, *, scope: str, try_number: int = 1) -> StepExecution:
-        execution = StepExecution(
-            run=self.run,
-            step_id=step["id"],
-            step_type="agent",
-            agent_name=step.get("agent_name", ""),
-            scope=scope,
-            attempt=self.run.attempt,
-            try_number=try_number,
-        )
-        self.latest[(scope, step["id"])] = execution
-        try:
-            execution.input_data = resolve_value(
-                step.get("input_mapping") or {}, {"input": self.run.input_data, "outputs": self.outputs(scope)}
-            )
-        except UnresolvedReference as exc:
-            return self.fail_at_dispatch(execution, f"Cannot resolve the input: {exc}")
-        agent = live_agent(execution.agent_name)
-        if agent is None:
-            return self.fail_at_dispatch(execution, f"Agent '{execution.agent_name}' does not exist (it was deleted)")
-        if agent.status != AgentStatus.ACTIVE:
-            return self.fail_at_dispatch(execution, f"Agent '{execution.agent_name}' is {agent.status}")
-        execution.timeout_ms = step["timeout_seconds"] * 1000 if step.get("timeout_seconds") else agent.timeout_ms
-        self.send(execution, retry=step.get("retry"))
-        return execution
-
-    def fail_at_dispatch(self, execution: StepExecution, error: str) -> StepExecution:
-        now = timezone.now()
-        step_transition(execution, StepStatus.FAILED)
-        execution.error_message = error
-        execution.started_at = execution.completed_at = now
-        execution.save()
-        run_log(
-            self.run,
-            f"Step '{execution.step_id}' failed: {error}",
-            source=SOURCE,
-            level=LogLevel.ERROR,
-            step_id=execution.step_id,
-        )
-        monitoring_publish(self.run, status=StepStatus.FAILED, step_id=execution.step_id, metadata={"error": error})
-        return execution
-
-    def send(self, execution: StepExecution, *, retry: dict | None) -> None:
-        """Marks the try RUNNING and queues its agent task (sent by the executor after commit)."""
-        now = timezone.now()
-        suffix = secrets.token_hex(4)
-        step_transition(execution, StepStatus.RUNNING)
-        execution.started_at = now
-        execution.task_id = f"task-{execution.step_id}-{suffix}"
-        execution.correlation_id = f"corr-{self.run.id}-{execution.step_id}-{suffix}"
-        grace = timedelta(seconds=settings.EXECUTOR_STEP_GRACE_SECONDS)
-        execution.due_at = now + timedelta(milliseconds=execution.timeout_ms) + grace
-        execution.save()
-        task = messages.agent_task(self.run, execution, retry=retry)
-        outbox_enqueue(topic=settings.KAFKA_TASKS_TOPIC, key=str(self.run.id), payload=task)
-        run_log(
-            self.run,
-            f"Step '{execution.step_id}' dispatched to agent '{execution.agent_name}'",
-            source=SOURCE,
-            step_id=execution.step_id,
-            data={"task_id": execution.task_id, "try": execution.try_number, "timeout_ms": execution.timeout_ms},
-        )
-        monitoring_publish(
-            self.run, status=StepStatus.RUNNING, step_id=execution.step_id, metadata={"task_id": execution.task_id}
-        )
-
-    def lease_renew(self) -> None:
-        """A waiting run is looked at again by recovery once its lease and every active step's deadline pass."""
-        deadlines = [e.due_at for e in self.latest.values() if e.status in ACTIVE_STEP and e.due_at]
-        now = timezone.now()
-        lease = max([now + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS), *deadlines])
-        current = self.run.lease_expires_at
-        # Renewing at every step would cost a write each time; half a lease of slack is enough.
-        half = timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS / 2)
-        if current is not None and current - now >= half and all(d <= current for d in deadlines):
-            return
-        self.run.lease_expires_at = lease
-        Run.objects.filter(pk=self.run.pk).update(lease_expires_at=lease)
-
-    # -- results and deadlines -------------------------------------------------------------------
+        if self.run.status == RunStatus.RUNNING:
+            self.run_finish(self.walk_chain(self.plan.start, scope="", parent=None))
 
     def result_record(self, execution: StepExecution, result: dict) -> None:
+        self.remember(execution)
         now = timezone.now()
         execution.completed_at = now
         execution.duration_ms = result.get("duration_ms") or int((now - execution.started_at).total_seconds() * 1000)
@@ -200,27 +77,256 @@ class Decider:
             source=SOURCE,
             level=level,
             step_id=execution.step_id,
-            data={"task_id": execution.task_id, "duration_ms": execution.duration_ms},
+            data={"task_id": execution.task_id, "duration_ms": execution.duration_ms, **self.where(execution)},
         )
-        metadata = {"duration_ms": execution.duration_ms}
+        metadata = {"duration_ms": execution.duration_ms, **self.where(execution)}
         if execution.error_message:
             metadata["error"] = execution.error_message
         monitoring_publish(self.run, status=execution.status, step_id=execution.step_id, metadata=metadata)
-        self.decide()
+        self.advance(execution)
+        self.lease_renew()
 
     def overdue_handle(self, now) -> None:
-        """Times out RUNNING tries past their deadline (retrying per policy) and sends PENDING retries that are due."""
-        for execution in list(self.latest.values()):
-            if execution.due_at is None or execution.due_at > now or execution.attempt != self.run.attempt:
+        """Tries past their deadline (retried per policy), retries that are due, and blocks or
+        fork-join branches past their timeout."""
+        due = self.run.steps.filter(status__in=ACTIVE_STEP, due_at__lte=now, attempt=self.run.attempt)
+        for row_id in list(due.order_by("due_at").values_list("id", flat=True)):
+            row = self.row(row_id, fresh=True)  # an earlier one may have cancelled it
+            if self.run.status != RunStatus.RUNNING or row.status not in ACTIVE_STEP:
                 continue
-            step = self.plan["steps"][execution.step_id]
-            if execution.status == StepStatus.PENDING:
-                self.send(execution, retry=step.get("retry"))
-            elif execution.status == StepStatus.RUNNING:
-                self.timeout(execution, step, now)
-        self.decide()
+            if row.status == StepStatus.PENDING:
+                self.send(row)
+            elif row.step_type == "agent":
+                self.timeout(row, now)
+            else:
+                self.expire(row)
+        self.lease_renew()
 
-    def timeout(self, execution: StepExecution, step: dict, now) -> None:
+    # -- rows ------------------------------------------------------------------------------------
+
+    def remember(self, row: StepExecution) -> StepExecution:
+        self.by_id[row.id] = row
+        key = (row.scope, row.step_id)
+        current = self.by_place.get(key)
+        if current is None or (row.attempt, row.try_number) >= (current.attempt, current.try_number):
+            self.by_place[key] = row
+        return row
+
+    def row(self, row_id, *, fresh: bool = False) -> StepExecution | None:
+        if row_id is None:
+            return None
+        if fresh or row_id not in self.by_id:
+            found = StepExecution.objects.filter(pk=row_id).first()
+            if found is None:
+                return None
+            self.by_id[row_id] = found
+        return self.by_id[row_id]
+
+    def latest(self, scope: str, step_id: str) -> StepExecution | None:
+        """The newest try of a step in a scope, of any attempt."""
+        key = (scope, step_id)
+        if key not in self.by_place:
+            found = self.run.steps.filter(scope=scope, step_id=step_id).order_by("-attempt", "-try_number").first()
+            self.by_place[key] = found
+            if found is not None:
+                self.by_id[found.id] = found
+        return self.by_place[key]
+
+    def new_row(self, step_id: str, *, scope: str, parent, step_type: str, **fields) -> StepExecution:
+        step = self.plan.steps.get(step_id, {})
+        # Inside a loop iteration or a fork-join branch, every row says which (for the steps list).
+        row = StepExecution(
+            run=self.run,
+            step_id=step_id,
+            step_type=step_type,
+            agent_name=step.get("agent_name", "") if step_type == "agent" else "",
+            scope=scope,
+            parent=parent,
+            iteration=fields.pop("iteration", parent.iteration if parent is not None else None),
+            branch=fields.pop("branch", parent.branch if parent is not None else ""),
+            attempt=self.run.attempt,
+            **fields,
+        )
+        return row
+
+    def where(self, row: StepExecution) -> dict:
+        """Where a row is, for logs and monitoring: scope, iteration, branch (when inside a block)."""
+        found = {}
+        if row.scope:
+            found["scope"] = row.scope
+        if row.iteration is not None:
+            found["iteration"] = row.iteration
+        if row.branch:
+            found["branch"] = row.branch
+        if row.step_type != "agent":
+            found["step_type"] = row.step_type
+        return found
+
+    def row_start(self, row: StepExecution, *, due_seconds: int | None = None) -> None:
+        """A block, loop iteration or fork-join branch starts (agent steps start in `send`)."""
+        step_transition(row, StepStatus.RUNNING)
+        row.started_at = timezone.now()
+        if due_seconds:
+            row.due_at = row.started_at + timedelta(seconds=due_seconds)
+            self.deadlines.append(row.due_at)
+        row.save()
+        self.remember(row)
+        monitoring_publish(self.run, status=StepStatus.RUNNING, step_id=row.step_id, metadata=self.where(row))
+
+    def row_finish(self, row: StepExecution, outcome: Outcome, *, log: bool = True) -> None:
+        now = timezone.now()
+        step_transition(row, outcome.status)
+        row.completed_at = now
+        if row.started_at:
+            row.duration_ms = int((now - row.started_at).total_seconds() * 1000)
+        row.output_data = outcome.output if outcome.status == StepStatus.COMPLETED else row.output_data
+        row.error_message = outcome.error[:100_000] if outcome.status == StepStatus.FAILED else ""
+        row.save(update_fields=["status", "completed_at", "duration_ms", "output_data", "error_message", "progress"])
+        metadata = {"duration_ms": row.duration_ms, **self.where(row)}
+        if row.error_message:
+            metadata["error"] = row.error_message
+        if log:
+            failed = outcome.status == StepStatus.FAILED
+            run_log(
+                self.run,
+                f"{self.label(row)} {outcome.status.lower()}" + (f": {row.error_message}" if failed else ""),
+                source=SOURCE,
+                level=LogLevel.ERROR if failed else LogLevel.INFO,
+                step_id=row.step_id,
+                data=metadata,
+            )
+        monitoring_publish(self.run, status=outcome.status, step_id=row.step_id, metadata=metadata)
+
+    def label(self, row: StepExecution) -> str:
+        if row.step_type == ITERATION:
+            return f"Iteration {row.iteration} of loop '{row.step_id}'"
+        if row.step_type in SLOT_TYPES:
+            return f"Branch '{row.branch}' of fork-join '{row.step_id}'"
+        return f"Step '{row.step_id}'"
+
+    def cancel_below(self, row: StepExecution, reason: str) -> None:
+        """Cancels every active execution inside a block, iteration or branch (one query per level)."""
+        now = timezone.now()
+        frontier = [row.id]
+        while frontier:
+            active = StepExecution.objects.filter(parent_id__in=frontier, status__in=CANCELLABLE_STEP)
+            found = list(active.values_list("id", "step_id", "status"))
+            active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
+            for row_id, step_id, status in found:
+                self.by_id.pop(row_id, None)
+                if status == StepStatus.RUNNING:
+                    monitoring_publish(self.run, status=StepStatus.CANCELLED, step_id=step_id)
+            self.by_place = {k: v for k, v in self.by_place.items() if v is None or v.id not in {f[0] for f in found}}
+            frontier = [row_id for row_id, _, _ in found]
+
+    # -- the walk (top-down) ---------------------------------------------------------------------
+
+    def walk_chain(self, step_id: str | None, *, scope: str, parent) -> Outcome:
+        """Runs a chain from `step_id`; the output of a chain is its last step's output."""
+        outcome = Outcome(StepStatus.COMPLETED)
+        while step_id:
+            outcome = self.walk_step(step_id, scope=scope, parent=parent)
+            if outcome.status != StepStatus.COMPLETED:
+                return outcome
+            step_id = self.plan.next.get(step_id)
+        return outcome
+
+    def walk_step(self, step_id: str, *, scope: str, parent) -> Outcome:
+        row = self.latest(scope, step_id)
+        if row is not None and row.status == StepStatus.COMPLETED:
+            return Outcome(StepStatus.COMPLETED, row.output_data)
+        if row is not None and row.attempt == self.run.attempt:
+            if row.status in ACTIVE_STEP:
+                return WAITING
+            return Outcome(StepStatus.FAILED, error=self.failure(row))
+        kind = self.plan.kind(step_id)
+        if kind == "agent":
+            return self.agent_begin(step_id, scope=scope, parent=parent)
+        return self.block_begin(step_id, kind, scope=scope, parent=parent)
+
+    def failure(self, row: StepExecution) -> str:
+        return f"{self.label(row)} failed: {row.error_message or row.status}"
+
+    def context(self, scope: str, parent) -> dict:
+        """References resolve against the run input, visible outputs and the innermost loop iteration."""
+        loop, current = None, parent
+        while current is not None:
+            if current.step_type == ITERATION:
+                loop = loop_context(current, self.row(current.parent_id))
+                break
+            current = self.row(current.parent_id)
+        return reference_context(self.run, scope, loop)
+
+    # -- agent steps -----------------------------------------------------------------------------
+
+    def agent_begin(self, step_id: str, *, scope: str, parent) -> Outcome:
+        step = self.plan.steps[step_id]
+        execution = self.new_row(step_id, scope=scope, parent=parent, step_type="agent")
+        self.remember(execution)
+        try:
+            execution.input_data = resolve_value(step.get("input_mapping") or {}, self.context(scope, parent))
+        except UnresolvedReference as exc:
+            return self.fail_at_dispatch(execution, f"Cannot resolve the input: {exc}")
+        agent = live_agent(execution.agent_name)
+        if agent is None:
+            return self.fail_at_dispatch(execution, f"Agent '{execution.agent_name}' does not exist (it was deleted)")
+        if agent.status != AgentStatus.ACTIVE:
+            return self.fail_at_dispatch(execution, f"Agent '{execution.agent_name}' is {agent.status}")
+        execution.timeout_ms = step["timeout_seconds"] * 1000 if step.get("timeout_seconds") else agent.timeout_ms
+        self.send(execution)
+        return WAITING
+
+    def fail_at_dispatch(self, execution: StepExecution, error: str) -> Outcome:
+        now = timezone.now()
+        step_transition(execution, StepStatus.FAILED)
+        execution.error_message = error
+        execution.started_at = execution.completed_at = now
+        execution.save()
+        run_log(
+            self.run,
+            f"Step '{execution.step_id}' failed: {error}",
+            source=SOURCE,
+            level=LogLevel.ERROR,
+            step_id=execution.step_id,
+            data=self.where(execution),
+        )
+        metadata = {"error": error, **self.where(execution)}
+        monitoring_publish(self.run, status=StepStatus.FAILED, step_id=execution.step_id, metadata=metadata)
+        return Outcome(StepStatus.FAILED, error=self.failure(execution))
+
+    def send(self, execution: StepExecution) -> None:
+        """Marks the try RUNNING and queues its agent task (sent by the executor after commit)."""
+        now = timezone.now()
+        suffix = secrets.token_hex(4)
+        step_transition(execution, StepStatus.RUNNING)
+        execution.started_at = now
+        execution.task_id = f"task-{execution.step_id}-{suffix}"
+        execution.correlation_id = f"corr-{self.run.id}-{execution.step_id}-{suffix}"
+        grace = timedelta(seconds=settings.EXECUTOR_STEP_GRACE_SECONDS)
+        execution.due_at = now + timedelta(milliseconds=execution.timeout_ms) + grace
+        self.deadlines.append(execution.due_at)
+        execution.save()
+        self.remember(execution)
+        retry = self.plan.steps[execution.step_id].get("retry")
+        task = messages.agent_task(self.run, execution, retry=retry)
+        outbox_enqueue(topic=settings.KAFKA_TASKS_TOPIC, key=str(self.run.id), payload=task)
+        where = self.where(execution)
+        run_log(
+            self.run,
+            f"Step '{execution.step_id}' dispatched to agent '{execution.agent_name}'",
+            source=SOURCE,
+            step_id=execution.step_id,
+            data={
+                "task_id": execution.task_id,
+                "try": execution.try_number,
+                "timeout_ms": execution.timeout_ms,
+                **where,
+            },
+        )
+        metadata = {"task_id": execution.task_id, **where}
+        monitoring_publish(self.run, status=StepStatus.RUNNING, step_id=execution.step_id, metadata=metadata)
+
+    def timeout(self, execution: StepExecution, now) -> None:
         step_transition(execution, StepStatus.FAILED)
         execution.completed_at = now
         execution.error_message = f"Timed out: no result from agent '{execution.agent_name}' within " + (
@@ -233,16 +339,15 @@ class Decider:
             source=SOURCE,
             level=LogLevel.WARNING,
             step_id=execution.step_id,
+            data=self.where(execution),
         )
         agent = live_agent(execution.agent_name)
+        step = self.plan.steps[execution.step_id]
         policy = retry_policy(agent.retry_config if agent else None, step.get("retry"))
         if execution.try_number > policy["max_retries"]:
-            monitoring_publish(
-                self.run,
-                status=StepStatus.FAILED,
-                step_id=execution.step_id,
-                metadata={"error": execution.error_message},
-            )
+            metadata = {"error": execution.error_message, **self.where(execution)}
+            monitoring_publish(self.run, status=StepStatus.FAILED, step_id=execution.step_id, metadata=metadata)
+            self.advance(execution)
             return
         retry = StepExecution(
             run=self.run,
@@ -250,6 +355,7 @@ class Decider:
             step_type=execution.step_type,
             agent_name=execution.agent_name,
             scope=execution.scope,
+            parent_id=execution.parent_id,
             iteration=execution.iteration,
             branch=execution.branch,
             attempt=execution.attempt,
@@ -260,11 +366,84 @@ class Decider:
         )
         step_transition(retry, StepStatus.PENDING)
         retry.save()
-        self.latest[(retry.scope, retry.step_id)] = retry
+        self.remember(retry)
+        self.deadlines.append(retry.due_at)
         run_log(
             self.run,
             f"Step '{retry.step_id}' will be retried (try {retry.try_number})",
             source=SOURCE,
             step_id=retry.step_id,
-            data={"due_at": retry.due_at.isoformat()},
+            data={"due_at": retry.due_at.isoformat(), **self.where(retry)},
         )
+
+    # -- going on after an event (bottom-up) -----------------------------------------------------
+
+    def advance(self, row: StepExecution) -> None:
+        """`row` (an agent step or a block) has just finished for good: its chain goes on, or the
+        chain's holder (block, iteration, branch, the run) is told."""
+        holder = self.row(row.parent_id)
+        if holder is not None and holder.status not in ACTIVE_STEP:
+            return  # decided already (a sibling failed, a branch won): nothing follows
+        if row.status == StepStatus.COMPLETED:
+            outcome = Outcome(StepStatus.COMPLETED, row.output_data)
+            following = self.plan.next.get(row.step_id)
+            if following:
+                outcome = self.walk_chain(following, scope=row.scope, parent=holder)
+                if not outcome.finished:
+                    return
+        else:
+            outcome = Outcome(StepStatus.FAILED, error=self.failure(row))
+        self.chain_done(holder, row, outcome)
+
+    def chain_done(self, holder: StepExecution | None, last: StepExecution, outcome: Outcome) -> None:
+        if holder is None:
+            self.run_finish(outcome)
+            return
+        if holder.status not in ACTIVE_STEP:
+            return  # the block was decided already (a sibling failed, a branch won); this changes nothing
+        if holder.step_type in SLOT_TYPES:
+            self.row_finish(holder, outcome)
+            self.child_done(self.row(holder.parent_id), holder, outcome)
+        else:
+            self.child_done(holder, last, outcome)
+
+    def child_done(self, block: StepExecution, child: StepExecution, outcome: Outcome) -> None:
+        if block is None or block.status not in ACTIVE_STEP:
+            return
+        decided = self.block_child_done(block, child, outcome)
+        if decided.finished:
+            self.row_finish(block, decided)
+            self.advance(block)
+
+    def expire(self, row: StepExecution) -> None:
+        """A block or fork-join branch ran past its timeout: it fails and what runs inside is cancelled."""
+        seconds = int((row.due_at - row.started_at).total_seconds()) if row.started_at else 0
+        outcome = Outcome(StepStatus.FAILED, error=f"timed out after {seconds} s")
+        self.cancel_below(row, f"Cancelled: {self.label(row).lower()} timed out")
+        self.row_finish(row, outcome)
+        if row.step_type in SLOT_TYPES:
+            self.child_done(self.row(row.parent_id), row, outcome)
+        else:
+            self.advance(row)
+
+    def run_finish(self, outcome: Outcome) -> None:
+        if self.run.status != RunStatus.RUNNING:
+            return
+        if outcome.status == StepStatus.COMPLETED:
+            run_transition(self.run, RunStatus.COMPLETED, source=SOURCE, output=outcome.output)
+        elif outcome.status == StepStatus.FAILED:
+            run_transition(self.run, RunStatus.FAILED, source=SOURCE, error=outcome.error)
+
+    def lease_renew(self) -> None:
+        """A waiting run is looked at again by recovery once its lease and the deadlines set now pass."""
+        if self.run.status != RunStatus.RUNNING:
+            return
+        now = timezone.now()
+        lease = max([now + timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS), *self.deadlines])
+        current = self.run.lease_expires_at
+        # Renewing at every step would cost a write each time; half a lease of slack is enough.
+        half = timedelta(seconds=settings.EXECUTOR_LEASE_SECONDS / 2)
+        if current is not None and current - now >= half and all(d <= current for d in self.deadlines):
+            return
+        self.run.lease_expires_at = lease
+        Run.objects.filter(pk=self.run.pk).update(lease_expires_at=lease)

@@ -64,7 +64,9 @@ def execution_request_handle(message: dict) -> None:
     if run.status == RunStatus.PENDING:
         run_transition(run, RunStatus.RUNNING, source=SOURCE)
     # Also the recovery path: a RUNNING run is looked at again (deadlines, anything not dispatched).
-    Decider(run).overdue_handle(timezone.now())
+    decider = Decider(run)
+    decider.overdue_handle(timezone.now())
+    decider.resume()
 
 
 def cancellation_request_handle(message: dict) -> None:
@@ -80,8 +82,7 @@ def agent_result_handle(message: dict) -> None:
     correlation_id = message.get("correlation_id")
     # The run id in the message saves a lookup; the correlation id decides which step it is.
     run = _locked_run(message.get("run_id")) if correlation_id else None
-    decider = Decider(run) if run is not None else None
-    execution = next((e for e in decider.latest_all if e.correlation_id == correlation_id), None) if decider else None
+    execution = run.steps.filter(correlation_id=correlation_id).first() if run is not None else None
     if execution is None:
         log.warning(
             "agent result with unknown correlation id %r (run %r) ignored", correlation_id, message.get("run_id")
@@ -97,7 +98,7 @@ def agent_result_handle(message: dict) -> None:
             data={k: message.get(k) for k in ("status", "output_data", "error_message", "task_id")},
         )
         return
-    decider.result_record(execution, message)
+    Decider(run).result_record(execution, message)
 
 
 def overdue_handle(sent: list, limit: int = 100) -> int:

@@ -51,8 +51,16 @@ class StepExecution(models.Model):
     step_id = models.CharField(max_length=255)
     step_type = models.CharField(max_length=16, default="agent")
     agent_name = models.CharField(max_length=255, blank=True, default="")
-    # Where in the plan: "" at top level; loop iterations and fork-join branches get their own scope.
+    # Where in the plan: "" at top level; each loop iteration and fork-join branch is a scope of its
+    # own, a path such as "items[3]" or "items[3]/fan:left" (runs/scopes.py).
     scope = models.CharField(max_length=255, blank=True, default="")
+    # The block (or the loop iteration / fork-join branch) this execution runs in; None at top level.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children", db_index=False
+    )
+    # Blocks only: their counters (children running, done, failed; the branch taken ...), so a result
+    # is decided without reading the block's other children.
+    progress = models.JSONField(null=True, blank=True)
     iteration = models.PositiveIntegerField(null=True, blank=True)
     branch = models.CharField(max_length=255, blank=True, default="")
     status = models.CharField(max_length=16, choices=StepStatus.choices, default=StepStatus.RUNNING)
@@ -80,6 +88,8 @@ class StepExecution(models.Model):
         ]
         indexes = [
             models.Index(fields=["due_at"], condition=Q(status__in=ACTIVE_STEP), name="step_due_idx"),
+            # The next loop iterations to start, and a block's children still active (cancel).
+            models.Index(fields=["parent", "status", "iteration"], name="step_parent_status_idx"),
         ]
 
     def __str__(self):

@@ -175,19 +175,6 @@ def test_an_unresolvable_reference_fails_the_step_naming_it():
     assert "${s1.output.missing}" in run.error_message and "no key 'missing'" in run.error_message
 
 
-def test_step_types_of_the_next_release_fail_clearly():
-    AgentFactory(name="a")
-    definition = chain("a", "a", "a", name="parallel")
-    definition["start_step"] = "p"
-    definition["steps"]["p"] = {"id": "p", "type": "parallel", "parallel_steps": ["s1", "s2"], "next_step": "s3"}
-    definition["steps"]["s1"]["next_step"] = None
-    definition["steps"]["s1"]["input_mapping"] = definition["steps"]["s2"]["input_mapping"] = {}
-    definition["steps"]["s3"]["input_mapping"] = {}
-    run = run_execute(workflow=workflow_create(user=None, definition=definition), input_data={}, user=None)
-    start(run)
-    assert fresh(run).error_message == "Step 'p': step type 'parallel' is not supported yet"
-
-
 def test_a_step_that_times_out_is_retried_per_policy_then_fails():
     AgentFactory(
         name="slow", retry_config={"max_retries": 1, "initial_delay_ms": 0, "max_delay_ms": 0, "backoff_multiplier": 2}

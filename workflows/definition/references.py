@@ -183,9 +183,13 @@ def resolve_reference(reference: Reference, context: Any) -> Any:
     if reference.root == "input":
         return _walk(reference, _context_get(context, "input"), "the workflow input", reference.path)
     if reference.root == "step":
-        outputs = _context_get(context, "outputs") or {}
+        outputs = _context_get(context, "outputs")
+        outputs = {} if outputs is None else outputs  # not `or`: a lazy mapping may look empty
         if reference.step_id not in outputs:
-            raise UnresolvedReference(reference, f"step '{reference.step_id}' has no output (it has not finished)")
+            # A mapping of outputs may know why a step has none (skipped, failed, still running).
+            why = getattr(outputs, "why_missing", None)
+            default = f"step '{reference.step_id}' has no output (it has not finished)"
+            raise UnresolvedReference(reference, why(reference.step_id) if why else default)
         return _walk(reference, outputs[reference.step_id], f"{reference.step_id}'s output", reference.path)
     loop = _context_get(context, "loop")
     if loop is None:
