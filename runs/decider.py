@@ -167,6 +167,7 @@ class Decider(Blocks):
         step_transition(row, StepStatus.RUNNING)
         row.started_at = timezone.now()
         if due_seconds:
+            row.timeout_ms = due_seconds * 1000
             row.due_at = row.started_at + timedelta(seconds=due_seconds)
             self.deadlines.append(row.due_at)
         row.save()
@@ -417,8 +418,7 @@ class Decider(Blocks):
 
     def expire(self, row: StepExecution) -> None:
         """A block or fork-join branch ran past its timeout: it fails and what runs inside is cancelled."""
-        seconds = int((row.due_at - row.started_at).total_seconds()) if row.started_at else 0
-        outcome = Outcome(StepStatus.FAILED, error=f"timed out after {seconds} s")
+        outcome = Outcome(StepStatus.FAILED, error=f"timed out after {(row.timeout_ms or 0) // 1000} s")
         self.cancel_below(row, f"Cancelled: {self.label(row).lower()} timed out")
         self.row_finish(row, outcome)
         if row.step_type in SLOT_TYPES:

@@ -456,3 +456,93 @@ def test_monitoring_covers_blocks_and_children():
     updates = [(m.payload["step_id"], m.payload["status"]) for m in sent if m.topic == settings.KAFKA_MONITORING_TOPIC]
     assert updates[:2] == [("workflow", "RUNNING"), ("p", "RUNNING")]
     assert {("a", "RUNNING"), ("b", "RUNNING"), ("c", "RUNNING")} <= set(updates)
+
+
+# -- nesting, deadlines, redelivery --------------------------------------------------------------
+
+
+def test_blocks_nest_a_parallel_inside_a_loop_inside_a_fork_join():
+    steps = {
+        "fan": {
+            "id": "fan",
+            "type": "fork_join",
+            "fork_join_config": {"branches": {"a": {"steps": ["each"]}, "b": {"steps": ["solo"]}}},
+        },
+        "each": {
+            "id": "each",
+            "type": "loop",
+            "loop_config": {
+                "collection": "${workflow.input.items}",
+                "loop_body": ["both"],
+                "execution_mode": "parallel",
+            },
+        },
+        "both": {"id": "both", "type": "parallel", "parallel_steps": ["x", "y"]},
+        "x": agent("x", input={"item": "${loop.item}", "i": "${loop.index}"}),
+        "y": agent("y", input={"item": "${loop.item}"}),
+        "solo": agent("solo"),
+    }
+    run = run_execute(workflow=workflow(steps, "fan", name="nested"), input_data={"items": ["p", "q"]}, user=None)
+    answered = drive(run)
+    assert sorted(t["step_id"] for t in answered) == ["solo", "x", "x", "y", "y"]
+    run = fresh(run)
+    assert run.status == RunStatus.COMPLETED, run.error_message
+    loop_output = run.output_data["a"]
+    assert loop_output["iterations"] == [
+        {"x": {"item": "p", "i": 0, "step": "x"}, "y": {"item": "p", "step": "y"}},
+        {"x": {"item": "q", "i": 1, "step": "x"}, "y": {"item": "q", "step": "y"}},
+    ]
+    x1 = StepExecution.objects.get(run=run, step_id="x", iteration=1)
+    assert x1.scope == "fan:a/each[1]" and x1.branch == "a" and x1.parent.step_id == "both"
+
+
+def test_a_redelivered_execution_request_dispatches_nothing_twice():
+    run = run_execute(workflow=parallel_workflow(), input_data={}, user=None)
+    first = tasks(start(run))
+    assert len(first) == 3
+    assert not tasks(start(run))  # the same request again (at-least-once delivery)
+    assert StepExecution.objects.filter(run=run).count() == 4
+
+
+def test_a_fork_join_branch_times_out():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.executor import overdue_handle
+
+    run = run_execute(workflow=fork_workflow(timeout_seconds=5), input_data={}, user=None)
+    first = {t["step_id"]: t for t in tasks(start(run))}
+    result(first["r1"], {"ok": 1})
+    result(first["m1"], {"ok": 1})
+    left = StepExecution.objects.get(run=run, step_type="branch", branch="left")
+    assert left.due_at is not None
+    StepExecution.objects.filter(pk=left.pk).update(due_at=timezone.now() - timedelta(seconds=1))
+    overdue_handle([])
+    run = fresh(run)
+    assert run.status == RunStatus.FAILED
+    assert "(join_policy 'all'): branch 'left': timed out after 5 s" in run.error_message
+    assert StepExecution.objects.get(run=run, step_id="l1").status == StepStatus.CANCELLED
+
+
+def test_an_agent_step_in_a_loop_is_retried_after_a_timeout():
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.executor import overdue_handle
+
+    wf = loop_workflow()
+    run = run_execute(workflow=wf, input_data={"items": [{"v": 1}]}, user=None)
+    [task] = tasks(start(run))
+    StepExecution.objects.filter(run=run, step_id="double").update(due_at=timezone.now() - timedelta(seconds=1))
+    overdue_handle([])
+    retry = StepExecution.objects.get(run=run, step_id="double", try_number=2)
+    assert retry.status == StepStatus.PENDING and retry.scope == "each[0]" and retry.parent.step_type == "iteration"
+    StepExecution.objects.filter(pk=retry.pk).update(due_at=timezone.now() - timedelta(seconds=1))
+    sent = []
+    overdue_handle(sent)
+    [again] = tasks(sent)
+    assert again["step_id"] == "double" and again["input_data"] == task["input_data"]
+    drive_from_all([again], doubling)
+    assert fresh(run).status == RunStatus.COMPLETED
