@@ -1,13 +1,19 @@
-"""What the one-command quick start sets up: the demo agent's skills as agents, and a sample workflow."""
+"""What the one-command quick start sets up: the demo agent's skills as agents, a sample workflow, and
+the workflows of examples/ (one per step type, and a mixed one)."""
 
+import json
 import uuid
+from pathlib import Path
+
+from django.conf import settings
 
 from agents.models import Agent
 from agents.services import agent_create, agent_update
 from workflows.models import Workflow
-from workflows.services import workflow_create
+from workflows.services import workflow_create, workflow_import
 
 DEMO_SKILLS = ("echo", "uppercase", "word_count", "fail", "slow")
+EXAMPLES_DIR = Path(settings.BASE_DIR) / "examples"
 # A fixed id, so the README can show one command that runs the sample.
 SAMPLE_WORKFLOW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")
 SAMPLE_WORKFLOW = {
@@ -41,3 +47,13 @@ def demo_setup(*, user, agent_url: str) -> Workflow:
     if workflow is None:
         workflow = workflow_create(user=user, definition=SAMPLE_WORKFLOW, workflow_id=SAMPLE_WORKFLOW_ID)
     return workflow
+
+
+def examples_import(*, user) -> list[tuple[Workflow, dict]]:
+    """Imports (or updates) every workflow of examples/; returns each with its sample input."""
+    imported = []
+    for path in sorted(EXAMPLES_DIR.glob("*.json")):
+        workflow, _ = workflow_import(user=user, document=json.loads(path.read_text()))
+        sample = EXAMPLES_DIR / "inputs" / path.name
+        imported.append((workflow, json.loads(sample.read_text()) if sample.is_file() else {}))
+    return imported
