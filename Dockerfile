@@ -1,5 +1,6 @@
 # One image for every process of the platform: web, worker, beat, executor, bridge, demo-agent.
-# The first argument names the process (docker/entrypoint.sh); without one the web server starts.
+# The first argument names the process (bin/process, which also runs them for ./dev up); without one
+# the web server starts.
 #   docker build -t workflow-platform .
 #   docker run -e SECRET_KEY=... -e DATABASE_URL=... -p 8000:8000 workflow-platform
 FROM python:3.11-slim
@@ -7,7 +8,8 @@ FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    DJANGO_SETTINGS_MODULE=config.settings
+    DJANGO_SETTINGS_MODULE=config.settings \
+    HOST=0.0.0.0
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --home-dir /home/app --create-home --shell /usr/sbin/nologin app
@@ -20,12 +22,13 @@ RUN pip install --no-cache-dir -r requirements.txt
 
 # The code stays owned by root, read-only for the app user. Static files are collected at build time
 # (settings need a SECRET_KEY to load; this one exists for this command only). .data is the only
-# writable folder: the SQLite fallback when DATABASE_URL is not set.
+# writable folder (-R: collectstatic's Django setup may already have made its subfolders, as root): the
+# SQLite fallback when DATABASE_URL is not set, the beat schedule, Celery's queue folders without Redis.
 COPY . .
-RUN chmod 0755 docker/entrypoint.sh \
+RUN chmod 0755 bin/process \
     && SECRET_KEY=build-only python manage.py collectstatic --noinput \
     && mkdir -p /app/.data \
-    && chown app:app /app/.data
+    && chown -R app:app /app/.data
 
 USER app
 
@@ -36,5 +39,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
 
-ENTRYPOINT ["docker/entrypoint.sh"]
+ENTRYPOINT ["bin/process"]
 CMD ["web"]

@@ -14,10 +14,12 @@ app.autodiscover_tasks()
 
 @worker_init.connect
 @beat_init.connect
-def _migrate_on_start(sender=None, **kwargs):
+def _schema_wait(sender=None, **kwargs):
     import django
+    from django.apps import apps
 
-    django.setup()
-    from core.schema import migrate_on_start
+    if not apps.ready:  # Celery's Django fixup has set up Django already; a second setup would reset the logging
+        django.setup()
+    from core.schema import schema_wait
 
-    migrate_on_start("celery")
+    schema_wait("celery")  # the web process migrates; the worker and beat wait for it

@@ -3,6 +3,9 @@
 The defaults give the embedded quick start (SQLite file, no external servers). Production sets
 DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and SECRET_KEY. See the configuration table in
 README.md.
+
+Importing this module creates nothing on disk: the folders it names are made at Django setup
+(core/folders.py, from CoreConfig.ready()).
 """
 
 import secrets
@@ -17,8 +20,9 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
 
 DEBUG = env_bool("DEBUG", False)
-# Serving without a secret is refused in config/wsgi.py and asgi.py. Other commands (makemigrations,
-# migrate) get a random key of their own: they sign nothing that outlives the process.
+# Serving without a secret is refused: the core.E001 check (core/checks.py), run by config/wsgi.py and
+# asgi.py and by `manage.py check --deploy`. Other commands (makemigrations, migrate) get a random key
+# of their own: they sign nothing that outlives the process.
 SECRET_KEY_MISSING = not env_str("SECRET_KEY") and not DEBUG
 SECRET_KEY = env_str("SECRET_KEY") or (
     "insecure-dev-only-key-do-not-use-in-production" if DEBUG else secrets.token_urlsafe(50)
@@ -92,7 +96,6 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
     # WAL and a busy timeout let the web server and the background processes share the file.
     DATABASES["default"]["OPTIONS"] = {
         "timeout": 20,
@@ -136,7 +139,6 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns at every start without it
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -217,9 +219,13 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
-# Web, worker, beat, executor and bridge apply pending migrations before serving (under a lock, so
-# replicas starting together migrate once). Turn off when migrations are a deploy step.
+# The web process applies pending migrations before serving (under a lock, so replicas starting
+# together migrate once); worker, beat, executor and bridge wait until they are applied, whatever this
+# says. Turn off when migrations are a deploy step.
 MIGRATE_ON_START = env_bool("MIGRATE_ON_START", True)
+# Where `manage.py alembic revision -m MSG` writes an empty revision when --app is not given (empty:
+# --app is required).
+ALEMBIC_DEFAULT_APP = env_str("ALEMBIC_DEFAULT_APP", "core")
 
 # Kafka: topic names and consumer groups of the wire contract (docs: wire-contract in the README).
 KAFKA_EXECUTION_TOPIC = env_str("KAFKA_EXECUTION_TOPIC", "workflow.execution.requests")
@@ -265,8 +271,8 @@ if CELERY_BROKER_URL == "filesystem://":
         "store_processed": False,
         "polling_interval": 0.2,
     }
-    (CELERY_DATA_DIR / "queue").mkdir(parents=True, exist_ok=True)  # the transport expects its folders
 CELERY_TASK_IGNORE_RESULT = True
+# Under DATA_DIR, writable in development (.data) and in the image (/app/.data); bin/process passes no --schedule.
 CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "core.tasks.outbox_sweep", "schedule": float(OUTBOX_SWEEP_SECONDS)},

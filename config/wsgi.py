@@ -4,13 +4,11 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-from django.conf import settings  # noqa: E402
-from django.core.exceptions import ImproperlyConfigured  # noqa: E402
+from core.checks import serve_checks_run  # noqa: E402
 
-if settings.SECRET_KEY_MISSING:
-    raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
+serve_checks_run()  # refuses to serve without a SECRET_KEY (core.E001), before anything else happens
 application = get_wsgi_application()
 
 from core.schema import migrate_on_start  # noqa: E402 - needs the apps loaded
 
-migrate_on_start("web")
+migrate_on_start("web")  # the one process that migrates at start; the others wait (docs/migrations.md)

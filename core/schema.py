@@ -6,12 +6,19 @@ of the set of migrations applied, so the same state has the same id on every dat
 is the empty state. The current id is kept in `alembic_version (version_num)`, as Alembic keeps it,
 for tooling that reads that table. Every change of schema goes through `schema_lock` so that several
 processes starting at once migrate once.
+
+On start one role migrates: the web process (`migrate_on_start`, when MIGRATE_ON_START is on). Every other
+process waits until the database has every migration its code knows (`schema_wait`), so none runs on
+an older schema; a newer one is fine, migrations being expand / contract (docs/migrations.md).
 """
 
 import contextlib
 import fcntl
 import hashlib
 import logging
+import signal
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +27,7 @@ from django.core.management.sql import emit_post_migrate_signal, emit_pre_migrat
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
+from django.db.migrations.recorder import MigrationRecorder
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +178,7 @@ def schema_lock():
 
 
 def migrate_on_start(process: str) -> int | None:
-    """Applies pending migrations before a process serves (unless MIGRATE_ON_START is off).
+    """Applies pending migrations before the web process serves (unless MIGRATE_ON_START is off).
 
     Returns how many migrations it applied (0 when another process had done it), or None when it did
     not look. A database that cannot be reached is logged, not raised: the process starts and its
@@ -190,3 +198,50 @@ def migrate_on_start(process: str) -> int | None:
         return None
     log.warning("%s: applied %d migration(s) at start", process, len(applied))
     return len(applied)
+
+
+def pending_migrations(plan: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The migrations of `plan` the database lacks (those it has beyond the plan do not count)."""
+    recorder = MigrationRecorder(connection)
+    applied = recorder.applied_migrations() if recorder.has_table() else {}
+    return [migration for migration in plan if migration not in applied]
+
+
+def schema_wait(process: str, *, poll_seconds: float = 1.0, log_seconds: float = 10.0) -> None:
+    """Blocks until the database has every migration this code knows: the web process applies them, or
+    `manage.py migrate` as a deploy step. What it waits for is logged every `log_seconds`; an unreachable
+    database is waited for too. SIGTERM or SIGINT meanwhile ends the process cleanly (exit code 0)."""
+    plan = linear_plan(MigrationLoader(None, ignore_no_migrations=True))  # from the files: no database yet
+    received: list[int] = []  # a plain list, not an Event: a signal handler must take no lock
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda signum, _frame: received.append(signum))
+    started = time.monotonic()
+    logged_at = None
+    try:
+        while True:
+            try:
+                pending = pending_migrations(plan)
+                names = ", ".join(".".join(migration) for migration in pending[:3])
+                names += ", ..." if len(pending) > 3 else ""
+                waiting_for = f"{len(pending)} migration(s) to be applied ({names}) by the web process or `migrate`"
+            except DatabaseError as exc:
+                connection.close()  # a fresh connection on the next try
+                pending, waiting_for = None, "the database: " + " ".join(str(exc).split())
+            if pending == []:
+                if logged_at is not None:
+                    log.warning("%s: the schema is current after %.0f s", process, time.monotonic() - started)
+                return
+            if logged_at is None or time.monotonic() - logged_at >= log_seconds:
+                log.warning("%s: waiting for %s", process, waiting_for)
+                logged_at = time.monotonic()
+            deadline = time.monotonic() + poll_seconds
+            while not received and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if received:
+                log.warning("%s: stopped while waiting for the schema", process)
+                raise SystemExit(0)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)

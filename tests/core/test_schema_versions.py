@@ -1,18 +1,24 @@
 """`manage.py alembic`, migrations on start and the migration linter, on fresh databases of their own."""
 
+import io
 import os
 import re
+import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from django.core.management import CommandError, call_command
 
 from tests.support.server import ROOT
+from tests.support.system import wait_for
 
 pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite"] + (["postgres"] if os.environ.get("DATABASE_URL", "").startswith("postgres") else [])
@@ -106,8 +112,9 @@ def test_every_verb(database):
     # a revision by id prefix and by migration name
     database.alembic("downgrade", previous[:6])
     assert database.current() == previous
-    database.alembic("upgrade", "runs.0001_runs_steps_logs")
-    database.alembic("upgrade", "head")
+    newest = history[0].rsplit(", ", 1)[1]  # the migration that leads to head, as app.name
+    database.alembic("upgrade", newest)
+    assert database.current() == head
 
     database.alembic("stamp", "base")
     assert database.version() == [] and database.query("SELECT COUNT(*) FROM django_migrations")[0][0] == 0
@@ -147,7 +154,7 @@ def _tables(database) -> set[str]:
         ("upgrade",),
         (),
         ("sideways",),
-        ("revision", "-m", "no app given"),
+        ("revision", "-m", "unknown app", "--app", "nope"),
         ("revision", "-m", "!!!", "--app", "core"),
     ],
     ids=lambda args: " ".join(args) or "no verb",
@@ -181,6 +188,49 @@ def test_revision_creates_a_named_migration(tmp_path):
     try:
         assert done.returncode == 0, done.stderr
         assert [p.name for p in created] == ["0004_add_the_widget_table.py"]
+    finally:
+        for path in created:
+            path.unlink()
+
+
+@pytest.mark.django_db
+def test_revision_without_app_goes_to_alembic_default_app(settings, tmp_path, monkeypatch):
+    # core's migrations, copied into a package of the test's own: the new file lands there, not in the repo.
+    package = f"default_app_{uuid.uuid4().hex[:8]}"
+    folder = tmp_path / package / "migrations"
+    shutil.copytree(ROOT / "core" / "migrations", folder, ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / package / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    settings.MIGRATION_MODULES = {"core": f"{package}.migrations"}
+    assert settings.ALEMBIC_DEFAULT_APP == "core"
+    before = {path.name for path in (ROOT / "core" / "migrations").glob("*.py")}
+
+    call_command("alembic", "revision", "-m", "Note for operators", stdout=io.StringIO())
+
+    assert [p.name for p in folder.glob("0004_*.py")] == ["0004_note_for_operators.py"]
+    assert {path.name for path in (ROOT / "core" / "migrations").glob("*.py")} == before
+
+    settings.ALEMBIC_DEFAULT_APP = ""  # no default: --app is needed again
+    with pytest.raises(CommandError, match="needs --app or ALEMBIC_DEFAULT_APP") as raised:
+        call_command("alembic", "revision", "-m", "Another note")
+    assert raised.value.returncode == 2
+
+
+def test_alembic_default_app_comes_from_the_environment(tmp_path):
+    database = Database("sqlite", tmp_path)
+    folder = ROOT / "tests" / "fixtures" / "lint_good" / "migrations"
+    before = set(folder.glob("*.py"))
+    done = database.manage(
+        "alembic",
+        "revision",
+        "-m",
+        "Add the gadget table",
+        env={"DJANGO_SETTINGS_MODULE": "tests.fixtures.lint_settings", "ALEMBIC_DEFAULT_APP": "lint_good"},
+    )
+    created = set(folder.glob("*.py")) - before
+    try:
+        assert done.returncode == 0, done.stderr
+        assert [p.name for p in created] == ["0004_add_the_gadget_table.py"]
     finally:
         for path in created:
             path.unlink()
@@ -241,3 +291,82 @@ def test_the_linter_catches_incompatible_migrations(tmp_path):
     assert "contract_of" in bad.stderr
     good = lint("lint_good")  # the same drop, marked as the contract step of an expand step
     assert good.returncode == 0, good.stdout + good.stderr
+
+
+WAIT_ARGS = "poll_seconds=0.2, log_seconds=0.5"
+
+
+class Waiter:
+    """`schema_wait` in a process of its own (as the executor, the bridge and Celery call it), its log in a file."""
+
+    def __init__(self, database, tmp: Path):
+        script = f"from core.schema import schema_wait; schema_wait('test', {WAIT_ARGS}); print('READY')"
+        self.log = tmp / f"waiter-{uuid.uuid4().hex[:6]}.log"
+        with self.log.open("wb") as out:
+            self.popen = subprocess.Popen(
+                [sys.executable, "manage.py", "shell", "-c", script],
+                cwd=ROOT,
+                env=database.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def output(self) -> str:
+        return self.log.read_text()
+
+    def waits(self) -> int:
+        return self.output().count("test: waiting for")
+
+    def finish(self, timeout: float = 60) -> int:
+        try:
+            return self.popen.wait(timeout)
+        finally:
+            if self.popen.poll() is None:
+                self.popen.kill()
+
+
+def test_other_processes_wait_until_the_schema_is_current(database, tmp_path):
+    waiter = Waiter(database, tmp_path)
+    try:
+        wait_for(lambda: waiter.waits() >= 2, timeout=60, what="the waiter to log twice")  # every log_seconds
+        assert re.search(r"waiting for \d+ migration\(s\) to be applied \(\w+\.0001_\w+", waiter.output())
+        assert waiter.popen.poll() is None and database.current() == "base"  # waiting applies nothing
+        database.alembic("upgrade", "head")
+    finally:
+        returncode = waiter.finish()
+    assert returncode == 0, waiter.output()
+    assert "the schema is current" in waiter.output() and "READY" in waiter.output()
+
+
+def test_a_database_ahead_of_the_code_is_fine(database, tmp_path):
+    database.alembic("upgrade", "head")
+    now = "2030-01-01 00:00:00"
+    # A migration of a newer release, which this code does not know.
+    _execute(database, f"INSERT INTO django_migrations (app, name, applied) VALUES ('core', '9999_newer', '{now}')")
+    waiter = Waiter(database, tmp_path)
+    assert waiter.finish() == 0, waiter.output()
+    assert "READY" in waiter.output() and waiter.waits() == 0
+
+
+def test_sigterm_stops_a_waiting_process_cleanly(database, tmp_path):
+    database.alembic("upgrade", "head")
+    database.alembic("downgrade", "-1")
+    waiter = Waiter(database, tmp_path)
+    try:
+        wait_for(lambda: "waiting for 1 migration(s)" in waiter.output(), timeout=60, what="the waiter")
+        started = time.monotonic()
+        waiter.popen.send_signal(signal.SIGTERM)
+    finally:
+        returncode = waiter.finish(timeout=15)
+    assert returncode == 0, waiter.output()
+    assert time.monotonic() - started < 5
+    assert "stopped while waiting for the schema" in waiter.output() and "READY" not in waiter.output()
+
+
+def _execute(database, sql: str) -> None:
+    if database.backend == "sqlite":
+        with sqlite3.connect(database.path) as conn:
+            conn.execute(sql)
+        return
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        conn.execute(sql)

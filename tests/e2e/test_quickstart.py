@@ -1,5 +1,6 @@
 """The README's run command: `./dev up` starts the whole system and the sample workflow runs to completion."""
 
+import json
 import os
 import re
 import signal
@@ -70,6 +71,19 @@ def test_dev_up_runs_the_whole_system_and_the_sample_workflow(tmp_path):
         shown = subprocess.run(["bash", "-c", snippet], capture_output=True, text=True, timeout=60)
         assert '"status":"COMPLETED"' in shown.stdout, (shown.stdout, shown.stderr)
         assert '"words":["HELLO","MULTI-AGENT","WORLD"]' in shown.stdout
+
+        # The examples are registered and listed with their sample inputs; the mixed one runs.
+        examples = {
+            m[0]: (m[1], m[2]) for m in re.findall(r"^ +(example-\S+) +([0-9a-f-]{36})  input: (.+)$", output(), re.M)
+        }
+        assert set(examples) >= {"example-parallel", "example-conditional", "example-loop", "example-fork-join"}
+        workflow_id, sample = examples["example-mixed"]
+        run = httpx.post(
+            f"{url}/api/v1/workflows/{workflow_id}/execute", json={"input_data": json.loads(sample)}, headers=headers
+        )
+        assert run.status_code == 202, run.text
+        done = wait_for(finished, timeout=60, interval=0.3, what="the mixed example")
+        assert done["status"] == "COMPLETED", (done, output())
     except AssertionError as exc:
         raise AssertionError(f"{exc}\n{output()[-6000:]}") from None
     finally:

@@ -2,6 +2,7 @@
 
 import re
 
+from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -33,7 +34,9 @@ class Command(BaseCommand):
         revision = verbs.add_parser("revision", help="create a named migration")
         revision.add_argument("-m", "--message", required=True)
         revision.add_argument("--autogenerate", action="store_true", help="from the model changes")
-        revision.add_argument("--app", help="the app of an empty migration (without --autogenerate)")
+        revision.add_argument(
+            "--app", help="the app of an empty migration (without --autogenerate; default: ALEMBIC_DEFAULT_APP)"
+        )
 
     def handle(self, *args, verb, **options):
         getattr(self, f"do_{verb}")(**options)
@@ -145,6 +148,7 @@ class Command(BaseCommand):
         if autogenerate:
             call_command("makemigrations", name=name, stdout=self.stdout)
             return
+        app = app or settings.ALEMBIC_DEFAULT_APP
         if not app:
-            raise usage_error("An empty revision needs --app (or use --autogenerate).")
+            raise usage_error("An empty revision needs --app or ALEMBIC_DEFAULT_APP (or use --autogenerate).")
         call_command("makemigrations", app, empty=True, name=name, stdout=self.stdout)

@@ -1,3 +1,4 @@
+import json
 import secrets
 from pathlib import Path
 
@@ -9,7 +10,7 @@ from django.core.management.base import BaseCommand
 from core.models import ApiKey
 from core.roles import Role
 from core.services import api_key_create
-from demo.setup import demo_setup
+from demo.setup import demo_setup, examples_import
 
 KEY_NAME = "quickstart"
 KEY_FILE = "quickstart-api-key"
@@ -51,6 +52,11 @@ class Command(BaseCommand):
                 f"      {url}/api/v1/workflows/{workflow.id}/execute",
                 f"    then: curl -s -H 'X-API-Key: {raw}' {url}/api/v1/runs/<id from the answer>",
             ]
+            examples = examples_import(user=user)
+            if examples:
+                lines.append("  Examples (examples/*.json, sample inputs in examples/inputs/), one per step type:")
+                for example, sample in examples:
+                    lines.append(f"    {example.name:<22} {example.id}  input: {json.dumps(sample)}")
         self.stdout.write(
             "\n".join(
                 [

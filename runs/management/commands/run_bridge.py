@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from core.schema import migrate_on_start
+from core.schema import schema_wait
 from runs.bridge import Bridge
 
 
@@ -11,5 +11,5 @@ class Command(BaseCommand):
         parser.add_argument("--once", action="store_true", help="Handle what is waiting, then exit (for tests).")
 
     def handle(self, *args, once, **options):
-        migrate_on_start("bridge")
+        schema_wait("bridge")
         Bridge().run(once=once)
