@@ -308,6 +308,8 @@ def test_parallel_rules(step, expected):
         (block("c", "conditional", condition={}, if_true_step="a"), ("steps.c.condition.expression", "required")),
         (conditional("c", "${a.output} >", "a"), ("steps.c.condition.expression", "invalid_expression")),
         (conditional("c", "__import__('os')", "a"), ("steps.c.condition.expression", "invalid_expression")),
+        (conditional("c", "'high' > 5", "a"), ("steps.c.condition.expression", "invalid_expression")),
+        (conditional("c", "1 in 'abc' and true", "a"), ("steps.c.condition.expression", "invalid_expression")),
         (conditional("c", "", "a"), ("steps.c.condition.expression", "invalid")),
         (conditional("c", "true", None, None), ("steps.c.if_true_step", "required")),
         (conditional("c", "true", "ghost"), ("steps.c.if_true_step", "unknown_step")),
@@ -323,6 +325,12 @@ def test_conditional_rules(step, expected):
 def test_condition_syntax_error_message_has_the_position():
     message = messages(workflow(conditional("c", "1 < 2 < 3", "a"), agent("a")))["steps.c.condition.expression"]
     assert message == "Comparisons cannot be chained; combine them with 'and' (at position 6)"
+
+
+def test_literals_that_can_be_compared_are_fine_at_save_time():
+    assert validate_definition(workflow(conditional("c", "'a' in ['a', 'b'] and 2 > 1", "a"), agent("a"))) == []
+    message = messages(workflow(conditional("c", "'high' >= 0.8", "a"), agent("a")))["steps.c.condition.expression"]
+    assert message.startswith("Cannot compare string 'high' with number 0.8 using '>='")
 
 
 def test_conditional_may_use_one_step_for_both_branches():

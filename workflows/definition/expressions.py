@@ -312,6 +312,25 @@ def references_in(expr: Expr, *, include_exists: bool = True) -> list[Reference]
     return found
 
 
+def literal_comparisons(expr: Expr) -> list[Compare]:
+    """The comparisons whose two sides are literals (their result is known without any input)."""
+    found, stack = [], [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Compare):
+            sides = (node.left, node.right)
+            if all(
+                isinstance(side, Literal | ArrayLiteral | ObjectLiteral) and not references_in(side) for side in sides
+            ):
+                found.append(node)
+            stack.extend((node.left, node.right))
+        elif isinstance(node, Not):
+            stack.append(node.operand)
+        elif isinstance(node, BoolOp):
+            stack.extend(node.operands)
+    return found
+
+
 def evaluate(expr: Expr | str, resolver: Callable[[Reference], Any]) -> Any:
     """The raw value of an expression; a condition holds when it is truthy."""
     if isinstance(expr, str):

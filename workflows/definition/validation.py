@@ -41,7 +41,14 @@ from typing import Any
 
 from jsonschema.validators import Draft202012Validator, validator_for
 
-from workflows.definition.expressions import ExpressionSyntaxError, parse_expression, references_in
+from workflows.definition.expressions import (
+    ExpressionError,
+    ExpressionSyntaxError,
+    evaluate,
+    literal_comparisons,
+    parse_expression,
+    references_in,
+)
 from workflows.definition.graph import GraphChecks
 from workflows.definition.references import (
     STEP_ID_RE,
@@ -250,6 +257,8 @@ class _Checker(GraphChecks):
                 except ExpressionSyntaxError as error:
                     self.add(field, str(error), "invalid_expression")
                 else:
+                    if mismatch := literal_mismatch(expr):
+                        self.add(field, mismatch, "invalid_expression")
                     needed = set(references_in(expr, include_exists=False))
                     self.refs.extend((key, field, ref, ref in needed) for ref in references_in(expr))
         chains = []
@@ -304,3 +313,13 @@ def validate_definition(definition: Any, *, agents: Mapping[str, str] | None = N
     if not isinstance(definition, Mapping):
         return [Issue("", f"A workflow definition must be a JSON object, got {json_type(definition)}", "invalid_type")]
     return _Checker(definition, agents).issues
+
+
+def literal_mismatch(expr) -> str | None:
+    """A comparison of two literals that can never be evaluated (`'high' > 5`): known at save time."""
+    for comparison in literal_comparisons(expr):
+        try:
+            evaluate(comparison, lambda reference: None)
+        except ExpressionError as error:
+            return str(error)
+    return None
