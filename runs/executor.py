@@ -47,7 +47,8 @@ def _locked_run(run_id) -> Run | None:
         run_id = uuid.UUID(str(run_id))
     except ValueError:
         return None
-    return Run.objects.select_for_update().filter(pk=run_id).first()
+    # The input and output can be large (a loop's collection); read only when a reference asks.
+    return Run.objects.select_for_update().defer("input_data", "output_data").filter(pk=run_id).first()
 
 
 def execution_request_handle(message: dict) -> None:
