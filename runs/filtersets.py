@@ -1,7 +1,7 @@
 import django_filters
 
 from core.api.filters import MultipleChoiceFilter
-from runs.choices import LogLevel, RunStatus
+from runs.choices import LogLevel, RunStatus, StepStatus
 from runs.models import Run, RunLog, StepExecution
 
 
@@ -23,10 +23,17 @@ class RunFilterSet(django_filters.FilterSet):
 class StepExecutionFilterSet(django_filters.FilterSet):
     step_id = django_filters.CharFilter(field_name="step_id", max_length=255)
     attempt = django_filters.NumberFilter(field_name="attempt", min_value=1)
+    step_type = django_filters.CharFilter(
+        field_name="step_type", max_length=16, help_text="agent, a block type, iteration or branch."
+    )
+    status = MultipleChoiceFilter(choices=StepStatus.choices, help_text="One or more statuses.")
+    iteration = django_filters.NumberFilter(field_name="iteration", min_value=0, help_text="Loop iteration index.")
+    branch = django_filters.CharFilter(field_name="branch", max_length=255, help_text="Fork-join branch name.")
+    parent_id = django_filters.UUIDFilter(field_name="parent_id", help_text="The block, iteration or branch row.")
 
     class Meta:
         model = StepExecution
-        fields = ["step_id", "attempt"]
+        fields = ["step_id", "attempt", "step_type", "status", "iteration", "branch", "parent_id"]
 
 
 class RunLogFilterSet(django_filters.FilterSet):

@@ -35,6 +35,8 @@ _STEP = {
     "try_number": 1,
     "iteration": None,
     "branch": None,
+    "scope": None,
+    "parent_id": None,
     "input_data": {"text": "tides are caused by the moon"},
     "output_data": {"text": "TIDES ARE CAUSED BY THE MOON"},
     "error_message": None,
@@ -130,6 +132,13 @@ class StepExecutionSerializer(serializers.Serializer):
     try_number = serializers.IntegerField(help_text="1, then 2, 3... when the step is retried within an attempt.")
     iteration = serializers.IntegerField(allow_null=True, help_text="Loop iteration index, for loop body steps.")
     branch = serializers.CharField(allow_null=True, help_text="Fork-join branch name, for branch steps.")
+    scope = serializers.CharField(
+        allow_null=True,
+        help_text="Where in the plan: null at top level, else the loop iterations and branches around it.",
+    )
+    parent_id = serializers.UUIDField(
+        allow_null=True, help_text="The block, loop iteration or fork-join branch row this one runs in."
+    )
     input_data = serializers.JSONField(allow_null=True)
     output_data = serializers.JSONField(allow_null=True)
     error_message = serializers.CharField(allow_null=True)
@@ -150,6 +159,8 @@ class StepExecutionSerializer(serializers.Serializer):
             "try_number": step.try_number,
             "iteration": step.iteration,
             "branch": step.branch or None,
+            "scope": step.scope or None,
+            "parent_id": str(step.parent_id) if step.parent_id else None,
             "input_data": step.input_data,
             "output_data": step.output_data,
             "error_message": step.error_message or None,

@@ -546,3 +546,29 @@ def test_an_agent_step_in_a_loop_is_retried_after_a_timeout():
     assert again["step_id"] == "double" and again["input_data"] == task["input_data"]
     drive_from_all([again], doubling)
     assert fresh(run).status == RunStatus.COMPLETED
+
+
+def test_the_steps_list_shows_where_each_row_ran_and_filters_by_it():
+    from rest_framework.test import APIClient
+
+    from tests.conftest import make_user
+
+    items = [{"v": 1}, {"v": 2}]
+    run = run_execute(workflow=loop_workflow(), input_data={"items": items}, user=None)
+    drive(run, doubling)
+    client = APIClient()
+    client.force_authenticate(make_user("viewer-of-steps", "viewer"))
+    body = client.get(f"/api/v1/runs/{run.id}/steps?step_type=iteration").json()
+    assert [(s["iteration"], s["scope"], s["step_id"]) for s in body["items"]] == [
+        (0, "each[0]", "each"),
+        (1, "each[1]", "each"),
+    ]
+    slot = body["items"][1]
+    inside = client.get(f"/api/v1/runs/{run.id}/steps?parent_id={slot['id']}").json()["items"]
+    assert [(s["step_id"], s["iteration"], s["parent_id"]) for s in inside] == [
+        ("double", 1, slot["id"]),
+        ("label", 1, slot["id"]),
+    ]
+    top = client.get(f"/api/v1/runs/{run.id}/steps?step_id=each&step_type=loop").json()["items"]
+    assert [(s["scope"], s["parent_id"], s["output_data"]["total_count"]) for s in top] == [(None, None, 2)]
+    assert client.get(f"/api/v1/runs/{run.id}/steps?iteration=1&status=COMPLETED").json()["total"] == 3
