@@ -8,12 +8,29 @@ from runs.models import Run, RunLog, StepExecution
 
 
 class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
+    """The run's top-level steps and blocks; what ran inside a block (a loop's thousands of iterations)
+    is listed on the step executions page, filtered by run."""
+
     model = StepExecution
-    fields = ("step_id", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms", "error_message")
+    fields = (
+        "step_id",
+        "step_type",
+        "agent_name",
+        "status",
+        "attempt",
+        "try_number",
+        "started_at",
+        "duration_ms",
+        "error_message",
+    )
     readonly_fields = fields
     ordering = ("created_at", "id")
     extra = 0
     show_change_link = True
+    verbose_name_plural = "Steps (top level; blocks' children under Step executions)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(parent__isnull=True)
 
 
 class LogInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -68,7 +85,19 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(StepExecution)
 class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("step_id", "run", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms")
-    list_filter = ("status",)
+    list_display = (
+        "step_id",
+        "step_type",
+        "scope",
+        "run",
+        "agent_name",
+        "status",
+        "attempt",
+        "try_number",
+        "started_at",
+        "duration_ms",
+    )
+    list_filter = ("status", "step_type")
+    list_select_related = ("run",)
     search_fields = ("=run__id", "step_id", "agent_name", "=correlation_id")
     readonly_fields = [f.name for f in StepExecution._meta.fields]

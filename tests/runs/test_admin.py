@@ -71,3 +71,21 @@ def test_a_viewer_in_the_admin_cannot_cancel():
     response = viewer.post("/admin/runs/run/", {"action": "cancel_runs", "_selected_action": [run.id]}, follow=True)
     assert Run.objects.get(pk=run.pk).status == RunStatus.PENDING
     assert response.status_code in (200, 403)
+
+
+def test_a_run_page_lists_its_top_level_steps_and_the_steps_page_the_rest():
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from runs.services import run_execute
+    from tests.runs.test_blocks import doubling, drive, loop_workflow
+
+    run = run_execute(workflow=loop_workflow(), input_data={"items": [{"v": n} for n in range(30)]}, user=None)
+    drive(run, doubling)
+    get_user_model().objects.create_superuser("ops", "", "pw-123456-long")
+    client = Client()
+    client.login(username="ops", password="pw-123456-long")
+    page = client.get(f"/admin/runs/run/{run.id}/change/").content.decode()
+    assert page.count('class="field-step_type"') == 2  # the loop and the step after it, not 30 iterations
+    listing = client.get(f"/admin/runs/stepexecution/?run__id__exact={run.id}&step_type__exact=iteration")
+    assert listing.status_code == 200 and "30 step executions" in listing.content.decode()
