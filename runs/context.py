@@ -3,6 +3,7 @@ it may see (read from the database when a reference asks, so a decision never lo
 and the loop context of the innermost loop iteration it runs in."""
 
 from collections.abc import Iterator, Mapping
+from functools import cached_property
 
 from runs.choices import StepStatus
 from runs.models import StepExecution
@@ -71,5 +72,19 @@ def loop_context(slot, loop_row) -> dict:
     }
 
 
-def reference_context(run, scope: str, loop: dict | None) -> dict:
-    return {"input": run.input_data, "outputs": Outputs(run, scope), "loop": loop}
+class ReferenceContext:
+    """`input`, `outputs` and `loop` for the resolver. The run's input is read only when a reference
+    asks for it: it can be large (a loop's collection) and most loop body steps never need it."""
+
+    def __init__(self, run, scope: str, loop: dict | None):
+        self.run = run
+        self.outputs = Outputs(run, scope)
+        self.loop = loop
+
+    @cached_property
+    def input(self):
+        return self.run.input_data
+
+
+def reference_context(run, scope: str, loop: dict | None) -> ReferenceContext:
+    return ReferenceContext(run, scope, loop)

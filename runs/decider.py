@@ -49,6 +49,10 @@ class Decider(Blocks):
         self.by_id: dict = {}
         self.by_place: dict[tuple[str, str], StepExecution | None] = {}
         self.deadlines: list = []
+        self.agents: dict[str, Agent | None] = {}
+        # Scopes of loop iterations and branches started by this decision in a run's first attempt:
+        # nothing can have run in them yet, so looking there would only cost a query.
+        self.new_scopes: set[str] = set()
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -58,7 +62,10 @@ class Decider(Blocks):
             self.run_finish(self.walk_chain(self.plan.start, scope="", parent=None))
 
     def result_record(self, execution: StepExecution, result: dict) -> None:
-        self.remember(execution)
+        row = execution
+        while row is not None:  # the holders the caller loaded with it (select_related)
+            self.remember(row)
+            row = row.parent if StepExecution.parent.is_cached(row) else None
         now = timezone.now()
         execution.completed_at = now
         execution.duration_ms = result.get("duration_ms") or int((now - execution.started_at).total_seconds() * 1000)
@@ -125,6 +132,8 @@ class Decider(Blocks):
     def latest(self, scope: str, step_id: str) -> StepExecution | None:
         """The newest try of a step in a scope, of any attempt."""
         key = (scope, step_id)
+        if key not in self.by_place and scope in self.new_scopes:
+            self.by_place[key] = None
         if key not in self.by_place:
             found = self.run.steps.filter(scope=scope, step_id=step_id).order_by("-attempt", "-try_number").first()
             self.by_place[key] = found
@@ -164,14 +173,17 @@ class Decider(Blocks):
 
     def row_start(self, row: StepExecution, *, due_seconds: int | None = None) -> None:
         """A block, loop iteration or fork-join branch starts (agent steps start in `send`)."""
+        adding = row._state.adding
         step_transition(row, StepStatus.RUNNING)
         row.started_at = timezone.now()
         if due_seconds:
             row.timeout_ms = due_seconds * 1000
             row.due_at = row.started_at + timedelta(seconds=due_seconds)
             self.deadlines.append(row.due_at)
-        row.save()
+        row.save(**({} if adding else {"update_fields": ["status", "started_at", "timeout_ms", "due_at"]}))
         self.remember(row)
+        if row.step_type in SLOT_TYPES and self.run.attempt == 1:
+            self.new_scopes.add(row.scope)
         monitoring_publish(self.run, status=StepStatus.RUNNING, step_id=row.step_id, metadata=self.where(row))
 
     def row_finish(self, row: StepExecution, outcome: Outcome, *, log: bool = True) -> None:
@@ -268,7 +280,7 @@ class Decider(Blocks):
             execution.input_data = resolve_value(step.get("input_mapping") or {}, self.context(scope, parent))
         except UnresolvedReference as exc:
             return self.fail_at_dispatch(execution, f"Cannot resolve the input: {exc}")
-        agent = live_agent(execution.agent_name)
+        agent = self.agent(execution.agent_name)
         if agent is None:
             return self.fail_at_dispatch(execution, f"Agent '{execution.agent_name}' does not exist (it was deleted)")
         if agent.status != AgentStatus.ACTIVE:
@@ -276,6 +288,11 @@ class Decider(Blocks):
         execution.timeout_ms = step["timeout_seconds"] * 1000 if step.get("timeout_seconds") else agent.timeout_ms
         self.send(execution)
         return WAITING
+
+    def agent(self, name: str) -> Agent | None:
+        if name not in self.agents:
+            self.agents[name] = live_agent(name)
+        return self.agents[name]
 
     def fail_at_dispatch(self, execution: StepExecution, error: str) -> Outcome:
         now = timezone.now()

@@ -83,7 +83,9 @@ def agent_result_handle(message: dict) -> None:
     correlation_id = message.get("correlation_id")
     # The run id in the message saves a lookup; the correlation id decides which step it is.
     run = _locked_run(message.get("run_id")) if correlation_id else None
-    execution = run.steps.filter(correlation_id=correlation_id).first() if run is not None else None
+    # With the rows it runs in (a loop iteration and its loop): the decision needs them next.
+    rows = run.steps.select_related("parent__parent") if run is not None else None
+    execution = rows.filter(correlation_id=correlation_id).first() if rows is not None else None
     if execution is None:
         log.warning(
             "agent result with unknown correlation id %r (run %r) ignored", correlation_id, message.get("run_id")
