@@ -32,7 +32,7 @@ from runs.context import loop_context, reference_context
 from runs.models import Run, StepExecution
 from runs.outcome import WAITING, Outcome
 from runs.plan import ITERATION, SLOT_TYPES, Plan
-from runs.services import monitoring_publish, run_log, run_transition, step_transition
+from runs.services import monitoring_publish, run_log, run_transition, step_transition, steps_cancel
 from workflows.definition.references import UnresolvedReference, resolve_value
 
 SOURCE = LogSource.EXECUTOR
@@ -225,12 +225,14 @@ class Decider(Blocks):
             active = StepExecution.objects.filter(parent_id__in=frontier, status__in=CANCELLABLE_STEP)
             found = list(active.values_list("id", "step_id", "status"))
             active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
+            gone = set()
             for row_id, step_id, status in found:
+                gone.add(row_id)
                 self.by_id.pop(row_id, None)
                 if status == StepStatus.RUNNING:
                     monitoring_publish(self.run, status=StepStatus.CANCELLED, step_id=step_id)
-            self.by_place = {k: v for k, v in self.by_place.items() if v is None or v.id not in {f[0] for f in found}}
-            frontier = [row_id for row_id, _, _ in found]
+            self.by_place = {k: v for k, v in self.by_place.items() if v is None or v.id not in gone}
+            frontier = list(gone)
 
     # -- the walk (top-down) ---------------------------------------------------------------------
 
@@ -446,9 +448,14 @@ class Decider(Blocks):
     def run_finish(self, outcome: Outcome) -> None:
         if self.run.status != RunStatus.RUNNING:
             return
+        if not outcome.finished:
+            return
+        # Nothing may stay active in a finished run (a retry starts from clean rows; the deadline
+        # sweep would otherwise keep finding them).
+        steps_cancel(self.run, reason=f"Run {outcome.status.lower()}")
         if outcome.status == StepStatus.COMPLETED:
             run_transition(self.run, RunStatus.COMPLETED, source=SOURCE, output=outcome.output)
-        elif outcome.status == StepStatus.FAILED:
+        else:
             run_transition(self.run, RunStatus.FAILED, source=SOURCE, error=outcome.error)
 
     def lease_renew(self) -> None:

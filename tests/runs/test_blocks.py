@@ -572,3 +572,14 @@ def test_the_steps_list_shows_where_each_row_ran_and_filters_by_it():
     top = client.get(f"/api/v1/runs/{run.id}/steps?step_id=each&step_type=loop").json()["items"]
     assert [(s["scope"], s["parent_id"], s["output_data"]["total_count"]) for s in top] == [(None, None, 2)]
     assert client.get(f"/api/v1/runs/{run.id}/steps?iteration=1&status=COMPLETED").json()["total"] == 3
+
+
+def test_a_finished_run_leaves_nothing_active():
+    """A failure decided at top level (a step failing after a block) cancels every row still active,
+    so neither the deadline sweep nor a retry finds leftovers."""
+    run = run_execute(workflow=parallel_workflow(), input_data={}, user=None)
+    first = tasks(start(run))
+    StepExecution.objects.filter(run=run, step_id="c").update(status=StepStatus.PENDING)  # as if awaiting a retry
+    result(first[0], error="boom")
+    assert fresh(run).status == RunStatus.FAILED
+    assert not StepExecution.objects.filter(run=run, status__in=["PENDING", "RUNNING"]).exists()
