@@ -579,7 +579,8 @@ def test_a_finished_run_leaves_nothing_active():
     so neither the deadline sweep nor a retry finds leftovers."""
     run = run_execute(workflow=parallel_workflow(), input_data={}, user=None)
     first = tasks(start(run))
-    StepExecution.objects.filter(run=run, step_id="c").update(status=StepStatus.PENDING)  # as if awaiting a retry
+    # A try of another step still waiting at top level (as after a crash between two decisions).
+    StepExecution.objects.create(run=run, step_id="after", status=StepStatus.PENDING, attempt=1)
     result(first[0], error="boom")
     assert fresh(run).status == RunStatus.FAILED
     assert not StepExecution.objects.filter(run=run, status__in=["PENDING", "RUNNING"]).exists()
