@@ -7,22 +7,16 @@ from runs import services
 from runs.models import Run, RunLog, StepExecution
 
 
+# What a row of step executions shows, in the run page and the step executions list.
+STEP_COLUMNS = ("step_id", "step_type", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms")
+
+
 class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
     """The run's top-level steps and blocks; what ran inside a block (a loop's thousands of iterations)
     is listed on the step executions page, filtered by run."""
 
     model = StepExecution
-    fields = (
-        "step_id",
-        "step_type",
-        "agent_name",
-        "status",
-        "attempt",
-        "try_number",
-        "started_at",
-        "duration_ms",
-        "error_message",
-    )
+    fields = (*STEP_COLUMNS, "error_message")
     readonly_fields = fields
     ordering = ("created_at", "id")
     extra = 0
@@ -85,18 +79,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 @admin.register(StepExecution)
 class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = (
-        "step_id",
-        "step_type",
-        "scope",
-        "run",
-        "agent_name",
-        "status",
-        "attempt",
-        "try_number",
-        "started_at",
-        "duration_ms",
-    )
+    list_display = ("step_id", "scope", "run", *STEP_COLUMNS[1:])
     list_filter = ("status", "step_type")
     list_select_related = ("run",)
     search_fields = ("=run__id", "step_id", "agent_name", "=correlation_id")

@@ -169,28 +169,33 @@ def test_bad_input_exits_2_and_changes_nothing(database, args):
 
 
 def test_revision_creates_a_named_migration(tmp_path):
-    # Writes into the repository: once, not per database backend (they may run in parallel).
+    # Writes into the repository: once, not per backend, and both cases in one test, one after the
+    # other, so parallel test workers never write into the same folder at once.
     database = Database("sqlite", tmp_path)
     database.alembic("upgrade", "head")
     assert "No changes detected" in database.alembic("revision", "-m", "nothing new", "--autogenerate")
     folder = ROOT / "tests" / "fixtures" / "lint_good" / "migrations"
-    before = set(folder.glob("*.py"))
-    done = database.manage(
-        "alembic",
-        "revision",
-        "-m",
-        "Add the widget table",
-        "--app",
-        "lint_good",
-        env={"DJANGO_SETTINGS_MODULE": "tests.fixtures.lint_settings"},
-    )
-    created = set(folder.glob("*.py")) - before
-    try:
-        assert done.returncode == 0, done.stderr
-        assert [p.name for p in created] == ["0004_add_the_widget_table.py"]
-    finally:
-        for path in created:
-            path.unlink()
+    fixture_settings = {"DJANGO_SETTINGS_MODULE": "tests.fixtures.lint_settings"}
+    cases = [
+        (["--app", "lint_good"], "Add the widget table", fixture_settings, "0004_add_the_widget_table.py"),
+        # Without --app: ALEMBIC_DEFAULT_APP, read from the environment.
+        (
+            [],
+            "Add the gadget table",
+            {**fixture_settings, "ALEMBIC_DEFAULT_APP": "lint_good"},
+            "0004_add_the_gadget_table.py",
+        ),
+    ]
+    for args, message, env, expected in cases:
+        before = set(folder.glob("*.py"))
+        done = database.manage("alembic", "revision", "-m", message, *args, env=env)
+        created = set(folder.glob("*.py")) - before
+        try:
+            assert done.returncode == 0, done.stderr
+            assert [p.name for p in created] == [expected]
+        finally:
+            for path in created:
+                path.unlink()
 
 
 @pytest.mark.django_db
@@ -214,26 +219,6 @@ def test_revision_without_app_goes_to_alembic_default_app(settings, tmp_path, mo
     with pytest.raises(CommandError, match="needs --app or ALEMBIC_DEFAULT_APP") as raised:
         call_command("alembic", "revision", "-m", "Another note")
     assert raised.value.returncode == 2
-
-
-def test_alembic_default_app_comes_from_the_environment(tmp_path):
-    database = Database("sqlite", tmp_path)
-    folder = ROOT / "tests" / "fixtures" / "lint_good" / "migrations"
-    before = set(folder.glob("*.py"))
-    done = database.manage(
-        "alembic",
-        "revision",
-        "-m",
-        "Add the gadget table",
-        env={"DJANGO_SETTINGS_MODULE": "tests.fixtures.lint_settings", "ALEMBIC_DEFAULT_APP": "lint_good"},
-    )
-    created = set(folder.glob("*.py")) - before
-    try:
-        assert done.returncode == 0, done.stderr
-        assert [p.name for p in created] == ["0004_add_the_gadget_table.py"]
-    finally:
-        for path in created:
-            path.unlink()
 
 
 def test_migrate_records_the_revision_too(database):
