@@ -6,7 +6,6 @@ from core.roles import Role, has_role, user_role
 from runs import services
 from runs.models import Run, RunLog, StepExecution
 
-
 # What a row of step executions shows, in the run page and the step executions list.
 STEP_COLUMNS = ("step_id", "step_type", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms")
 
