@@ -10,11 +10,11 @@ earlier attempt, or failing at dispatch) are folded in on the spot, never report
 from django.db.models import Q
 from django.utils import timezone
 
-from runs.choices import LogSource, StepStatus, step_transition_check
+from runs.choices import LogSource, StepStatus
 from runs.models import StepExecution
 from runs.outcome import WAITING, Outcome
 from runs.plan import BRANCH, ITERATION, SLOT_TYPES, branch_scope, iteration_scope
-from runs.services import monitoring_publish, run_log
+from runs.services import monitoring_publish, run_log, step_transition
 from workflows.definition.expressions import ExpressionError, evaluate
 from workflows.definition.references import UnresolvedReference, json_type, resolve_reference, resolve_value
 
@@ -60,8 +60,7 @@ class Blocks:
     def skip(self, step_id: str, block) -> None:
         """The branch a conditional did not take: recorded SKIPPED, so it is visible and never runs."""
         row = self.new_row(step_id, scope=block.scope, parent=block, step_type=self.plan.kind(step_id))
-        step_transition_check(None, StepStatus.SKIPPED)
-        row.status = StepStatus.SKIPPED
+        step_transition(row, StepStatus.SKIPPED, run=self.run)
         row.started_at = row.completed_at = timezone.now()
         row.save()
         self.remember(row)
@@ -178,8 +177,7 @@ class Blocks:
                 iteration=index,
                 input_data=item,
             )
-            step_transition_check(None, PENDING)
-            slot.status = PENDING
+            step_transition(slot, PENDING, run=self.run)
             slots.append(slot)
         StepExecution.objects.bulk_create(slots, batch_size=1000)
         block.progress = {"total": len(items), "running": 0, "done": len(done), "failed": 0, "error": ""}

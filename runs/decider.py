@@ -29,6 +29,7 @@ from runs import messages
 from runs.blocks import Blocks
 from runs.choices import ACTIVE_STEP, CANCELLABLE_STEP, LogLevel, LogSource, RunStatus, StepStatus
 from runs.context import loop_context, reference_context
+from runs.events import step_event
 from runs.models import Run, StepExecution
 from runs.outcome import WAITING, Outcome
 from runs.plan import ITERATION, SLOT_TYPES, Plan
@@ -70,11 +71,11 @@ class Decider(Blocks):
         execution.completed_at = now
         execution.duration_ms = result.get("duration_ms") or int((now - execution.started_at).total_seconds() * 1000)
         if result.get("status") == "SUCCESS":
-            step_transition(execution, StepStatus.COMPLETED)
+            step_transition(execution, StepStatus.COMPLETED, run=self.run)
             execution.output_data = result.get("output_data")
             message, level = f"Step '{execution.step_id}' completed", LogLevel.INFO
         else:
-            step_transition(execution, StepStatus.FAILED)
+            step_transition(execution, StepStatus.FAILED, run=self.run)
             execution.error_message = str(result.get("error_message") or "The agent reported a failure")
             message, level = f"Step '{execution.step_id}' failed: {execution.error_message}", LogLevel.ERROR
         execution.save(update_fields=["status", "output_data", "error_message", "completed_at", "duration_ms"])
@@ -174,7 +175,7 @@ class Decider(Blocks):
     def row_start(self, row: StepExecution, *, due_seconds: int | None = None) -> None:
         """A block, loop iteration or fork-join branch starts (agent steps start in `send`)."""
         adding = row._state.adding
-        step_transition(row, StepStatus.RUNNING)
+        step_transition(row, StepStatus.RUNNING, run=self.run)
         row.started_at = timezone.now()
         if due_seconds:
             row.timeout_ms = due_seconds * 1000
@@ -188,7 +189,7 @@ class Decider(Blocks):
 
     def row_finish(self, row: StepExecution, outcome: Outcome, *, log: bool = True) -> None:
         now = timezone.now()
-        step_transition(row, outcome.status)
+        step_transition(row, outcome.status, run=self.run)
         row.completed_at = now
         if row.started_at:
             row.duration_ms = int((now - row.started_at).total_seconds() * 1000)
@@ -223,14 +224,16 @@ class Decider(Blocks):
         frontier = [row.id]
         while frontier:
             active = StepExecution.objects.filter(parent_id__in=frontier, status__in=CANCELLABLE_STEP)
-            found = list(active.values_list("id", "step_id", "status"))
+            gone = set(active.values_list("id", flat=True))
+            # Those that were running are announced (a try waiting for its turn never started).
+            running = list(active.filter(status=StepStatus.RUNNING))
             active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
-            gone = set()
-            for row_id, step_id, status in found:
-                gone.add(row_id)
+            for row in running:
+                row.status, row.error_message, row.completed_at = StepStatus.CANCELLED, reason, now
+                step_event(self.run, row, StepStatus.CANCELLED)
+                monitoring_publish(self.run, status=StepStatus.CANCELLED, step_id=row.step_id, metadata=self.where(row))
+            for row_id in gone:
                 self.by_id.pop(row_id, None)
-                if status == StepStatus.RUNNING:
-                    monitoring_publish(self.run, status=StepStatus.CANCELLED, step_id=step_id)
             self.by_place = {k: v for k, v in self.by_place.items() if v is None or v.id not in gone}
             frontier = list(gone)
 
@@ -298,7 +301,7 @@ class Decider(Blocks):
 
     def fail_at_dispatch(self, execution: StepExecution, error: str) -> Outcome:
         now = timezone.now()
-        step_transition(execution, StepStatus.FAILED)
+        step_transition(execution, StepStatus.FAILED, run=self.run)
         execution.error_message = error
         execution.started_at = execution.completed_at = now
         execution.save()
@@ -318,7 +321,7 @@ class Decider(Blocks):
         """Marks the try RUNNING and queues its agent task (sent by the executor after commit)."""
         now = timezone.now()
         suffix = secrets.token_hex(4)
-        step_transition(execution, StepStatus.RUNNING)
+        step_transition(execution, StepStatus.RUNNING, run=self.run)
         execution.started_at = now
         execution.task_id = f"task-{execution.step_id}-{suffix}"
         execution.correlation_id = f"corr-{self.run.id}-{execution.step_id}-{suffix}"
@@ -347,7 +350,7 @@ class Decider(Blocks):
         monitoring_publish(self.run, status=StepStatus.RUNNING, step_id=execution.step_id, metadata=metadata)
 
     def timeout(self, execution: StepExecution, now) -> None:
-        step_transition(execution, StepStatus.FAILED)
+        step_transition(execution, StepStatus.FAILED, run=self.run)
         execution.completed_at = now
         execution.error_message = f"Timed out: no result from agent '{execution.agent_name}' within " + (
             f"{execution.timeout_ms} ms (+{settings.EXECUTOR_STEP_GRACE_SECONDS} s grace)"
@@ -384,7 +387,7 @@ class Decider(Blocks):
             timeout_ms=execution.timeout_ms,
             due_at=now + retry_delay(policy, execution.try_number),
         )
-        step_transition(retry, StepStatus.PENDING)
+        step_transition(retry, StepStatus.PENDING, run=self.run)
         retry.save()
         self.remember(retry)
         self.deadlines.append(retry.due_at)

@@ -23,6 +23,7 @@ from core.models import OutboxMessage
 from core.outbox import outbox_collect, outbox_relay
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, CANCELLABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
 from runs.decider import Decider
+from runs.events import events_collect, events_flush
 from runs.models import Run, RunLog, StepExecution
 from runs.services import run_log, run_logs_collect, run_transition, steps_cancel
 
@@ -34,10 +35,11 @@ SOURCE = LogSource.EXECUTOR
 def unit_of_work(sent: list):
     """One transaction whose run logs and outbox rows are inserted in bulk at its end; the rows to
     relay after the commit are added to `sent`."""
-    with outbox_collect() as collected, run_logs_collect() as logs:
+    with outbox_collect() as collected, run_logs_collect() as logs, events_collect() as events:
         with transaction.atomic():
             yield
             RunLog.objects.bulk_create(logs)
+            events_flush(events)  # before the outbox: a sink may queue messages of its own
             OutboxMessage.objects.bulk_create(collected)
     sent.extend(collected)
 

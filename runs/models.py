@@ -2,7 +2,9 @@ import uuid
 
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 
+from core.formats import iso_datetime
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
 from workflows.models import Workflow
 
@@ -118,3 +120,31 @@ class RunLog(models.Model):
 
     def __str__(self):
         return f"[{self.level}] {self.message}"
+
+
+class Event(models.Model):
+    """One run or step status change, written in the transaction of the change: the single record of
+    what happened when. Webhook deliveries are made from it (in the same transaction) and the live
+    event stream reads it; the id orders everything."""
+
+    id = models.BigAutoField(primary_key=True)
+    type = models.CharField(max_length=32)  # run.completed, step.failed, ... (runs/events.py)
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
+    workflow_id = models.UUIDField()
+    step_execution_id = models.UUIDField(null=True, blank=True)
+    data = models.JSONField(help_text="The `data` of the body receivers get.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ("id",)
+        indexes = [
+            models.Index(fields=["run", "id"], name="event_run_idx"),
+            models.Index(fields=["created_at"], name="event_created_idx"),
+        ]
+
+    def __str__(self):
+        return f"#{self.id} {self.type}"
+
+    def body(self) -> dict:
+        """What a webhook receiver (and a live event stream) gets."""
+        return {"type": self.type, "timestamp": iso_datetime(self.created_at), "data": self.data}

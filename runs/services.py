@@ -25,6 +25,7 @@ from runs.choices import (
     run_transition_check,
     step_transition_check,
 )
+from runs.events import run_event, step_event
 from runs.messages import RUN_EVENT
 from runs.models import Run, RunLog, StepExecution
 from workflows.choices import WorkflowStatus
@@ -95,6 +96,7 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
         if status == RunStatus.CANCELLED:
             run.cancelled_at = now
     run.save()
+    run_event(run)
     level = LogLevel.ERROR if status == RunStatus.FAILED else LogLevel.INFO
     message = f"Run {status.lower()}" + (f": {detail or error}" if (detail or error) else "")
     run_log(run, message, source=source, level=level, data={"from": previous, "to": status, "attempt": run.attempt})
@@ -103,12 +105,13 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
         monitoring_publish(run, status=status, metadata=metadata)
 
 
-def step_transition(execution: StepExecution, status: str) -> None:
+def step_transition(execution: StepExecution, status: str, *, run: Run) -> None:
     """Sets a step execution's new status (unsaved; the caller saves with its other fields), after
-    checking the move against the transition table. A row not saved yet may start in the statuses
-    a new execution may have."""
+    checking the move against the transition table, and records its event. A row not saved yet may
+    start in the statuses a new execution may have."""
     step_transition_check(NEW if execution._state.adding else execution.status, status)
     execution.status = status
+    step_event(run, execution, status)
 
 
 def run_input_check(workflow: Workflow, input_data) -> None:
@@ -143,6 +146,7 @@ def run_execute(*, workflow: Workflow, input_data: dict, user) -> Run:
             lease_expires_at=lease_until(),
         )
         run_log(run, f"Run created from {workflow.name!r} version {workflow.version}", source=LogSource.API)
+        run_event(run)  # run.pending
         audit_record(
             user=user,
             action="run.execute",
@@ -181,9 +185,15 @@ def run_retry(*, run: Run, user) -> Run:
 
 def steps_cancel(run: Run, *, reason: str) -> int:
     # One UPDATE for all of them: every status it picks may move to CANCELLED (the table says so).
-    return StepExecution.objects.filter(run=run, status__in=CANCELLABLE_STEP).update(
-        status=StepStatus.CANCELLED, error_message=reason, completed_at=timezone.now()
-    )
+    # Those that were running get their event (a try waiting for its turn or its retry never started).
+    active = StepExecution.objects.filter(run=run, status__in=CANCELLABLE_STEP)
+    running = list(active.filter(status=StepStatus.RUNNING))
+    now = timezone.now()
+    count = active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
+    for step in running:
+        step.status, step.error_message, step.completed_at = StepStatus.CANCELLED, reason, now
+        step_event(run, step, StepStatus.CANCELLED)
+    return count
 
 
 def run_cancel(*, run: Run, user, reason: str = "") -> Run:

@@ -1,19 +1,10 @@
-from datetime import UTC
-
 from django.db import models
 from rest_framework import serializers
 
 from core.api.exceptions import BODY_FIELD
+from core.formats import iso_datetime
 
-
-def iso_datetime(value) -> str | None:
-    """A datetime as every response shows it: ISO 8601 in UTC with a 'Z', as DRF renders it.
-
-    Done directly because DRF's field looks the current time zone up on every call.
-    """
-    if value is None:
-        return None
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+__all__ = ["iso_datetime"]  # re-exported: serializers use it from here
 
 
 class StrictFieldsMixin:

@@ -3,6 +3,7 @@ from rest_framework import serializers
 
 from core.api.serializers import StrictCharField, StrictSerializer, iso_datetime
 from runs.choices import LogLevel, RunStatus, StepStatus
+from runs.representations import run_data, step_data
 
 _RUN_ID = "5b0f2d4c-8f57-4a8e-9c43-0f3c2a9d6b11"
 _RUN = {
@@ -96,28 +97,7 @@ class RunSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField(allow_null=True, help_text="From start to finish, once finished.")
 
     def to_representation(self, run):
-        duration = None
-        if run.started_at and run.completed_at:
-            duration = int((run.completed_at - run.started_at).total_seconds() * 1000)
-        return {
-            "id": str(run.id),
-            "run_id": str(run.id),
-            "workflow_id": str(run.workflow_id),
-            "workflow_name": run.workflow_name,
-            "workflow_version": run.workflow_version,
-            "status": run.status,
-            "input_data": run.input_data,
-            "output_data": run.output_data,
-            "error_message": run.error_message or None,
-            "attempt": run.attempt,
-            "triggered_by": run.triggered_by,
-            "created_at": iso_datetime(run.created_at),
-            "started_at": iso_datetime(run.started_at),
-            "completed_at": iso_datetime(run.completed_at),
-            "cancelled_at": iso_datetime(run.cancelled_at),
-            "cancelled_by": run.cancelled_by or None,
-            "duration_ms": duration,
-        }
+        return run_data(run)
 
 
 @extend_schema_serializer(examples=[OpenApiExample("Step execution", value=_STEP, response_only=True)])
@@ -148,27 +128,7 @@ class StepExecutionSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField(allow_null=True)
 
     def to_representation(self, step):
-        return {
-            "id": str(step.id),
-            "run_id": str(step.run_id),
-            "step_id": step.step_id,
-            "step_type": step.step_type,
-            "agent_name": step.agent_name or None,
-            "status": step.status,
-            "attempt": step.attempt,
-            "try_number": step.try_number,
-            "iteration": step.iteration,
-            "branch": step.branch or None,
-            "scope": step.scope or None,
-            "parent_id": str(step.parent_id) if step.parent_id else None,
-            "input_data": step.input_data,
-            "output_data": step.output_data,
-            "error_message": step.error_message or None,
-            "task_id": step.task_id or None,
-            "started_at": iso_datetime(step.started_at),
-            "completed_at": iso_datetime(step.completed_at),
-            "duration_ms": step.duration_ms,
-        }
+        return step_data(step)
 
 
 @extend_schema_serializer(examples=[OpenApiExample("Log entry", value=_LOG, response_only=True)])

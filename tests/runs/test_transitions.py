@@ -61,9 +61,9 @@ def test_step_moves(source, target):
         execution.save()
     allowed = target in STEP_TRANSITIONS[source]
     if allowed:
-        step_transition(execution, target)
+        step_transition(execution, target, run=run)
         assert execution.status == target
         return
     with pytest.raises(TransitionNotAllowed):
-        step_transition(execution, target)
+        step_transition(execution, target, run=run)
     assert execution.status == (source if source is not NEW else StepStatus.RUNNING)

@@ -1,0 +1,90 @@
+"""Events: one row per run or step status change, in the transaction of the change.
+
+`run_transition` and `step_transition` (runs/services.py) record them, so no change goes unrecorded.
+Inside the executor's unit of work they are gathered and inserted in bulk at its end (a step's event
+then shows the row as it was saved); elsewhere each is inserted at once. Apps above `runs` (webhooks)
+register a sink, called with the new events inside the same transaction: the one listed hook of the
+code base, there because `runs` may not import what sits above it.
+"""
+
+import contextvars
+from collections.abc import Callable
+
+from core.collect import collecting
+from runs.choices import RunStatus, StepStatus
+from runs.models import Event
+from runs.representations import run_data, step_data
+
+RUN_EVENT_TYPES = {status: f"run.{status.lower()}" for status in RunStatus.values}
+STEP_EVENT_TYPES = {
+    StepStatus.RUNNING: "step.running",
+    StepStatus.COMPLETED: "step.completed",
+    StepStatus.FAILED: "step.failed",
+    StepStatus.SKIPPED: "step.skipped",
+    StepStatus.CANCELLED: "step.cancelled",
+}
+# What an endpoint may subscribe to: these, "ping" (a test delivery) and wildcards ("run.*", "*").
+EVENT_TYPES = sorted({*RUN_EVENT_TYPES.values(), *STEP_EVENT_TYPES.values(), "run.paused", "run.resumed"})
+
+Sink = Callable[[list[Event]], None]
+_sinks: list[Sink] = []
+_buffer: contextvars.ContextVar[list | None] = contextvars.ContextVar("event_buffer", default=None)
+
+
+def sink_register(sink: Sink) -> None:
+    """Called with every list of new events, inside their transaction (from an AppConfig.ready())."""
+    if sink not in _sinks:
+        _sinks.append(sink)
+
+
+def events_collect():
+    """Inside this block events are gathered; the caller inserts them with `events_flush` before commit."""
+    return collecting(_buffer)
+
+
+def events_flush(pending: list) -> list[Event]:
+    events = [item() if callable(item) else item for item in pending]
+    if events:
+        Event.objects.bulk_create(events)
+        for sink in _sinks:
+            sink(events)
+    return events
+
+
+def _record(item) -> None:
+    buffer = _buffer.get()
+    if buffer is None:
+        events_flush([item])
+    else:
+        buffer.append(item)
+
+
+def run_event(run) -> None:
+    """The run has just moved to its current status (and is saved)."""
+    _record(Event(type=RUN_EVENT_TYPES[run.status], run_id=run.id, workflow_id=run.workflow_id, data=run_data(run)))
+
+
+def step_event(run, step, status: str) -> None:
+    """A step execution moves to `status`; its data is taken when the event is inserted."""
+    if status not in STEP_EVENT_TYPES:
+        return  # PENDING (waiting for a retry or for its turn) is no event
+
+    about_run = {
+        "run_id": str(run.id),
+        "workflow_id": str(run.workflow_id),
+        "workflow_name": run.workflow_name,
+        "run_status": run.status,
+        "attempt": run.attempt,
+    }
+
+    def build() -> Event:
+        data = {**about_run, "step": {**step_data(step), "status": status}}
+        return Event(
+            type=STEP_EVENT_TYPES[status],
+            run_id=run.id,
+            workflow_id=run.workflow_id,
+            step_execution_id=step.id,
+            data=data,
+        )
+
+    _record(build)
