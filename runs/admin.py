@@ -4,7 +4,7 @@ from core.admin_mixins import ReadOnlyAdminMixin
 from core.errors import DomainError
 from core.roles import Role, has_role, user_role
 from runs import services
-from runs.models import Run, RunLog, StepExecution
+from runs.models import Event, Run, RunLog, StepExecution
 
 # What a row of step executions shows, in the run page and the step executions list.
 STEP_COLUMNS = ("step_id", "step_type", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms")
@@ -83,3 +83,14 @@ class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_select_related = ("run",)
     search_fields = ("=run__id", "step_id", "agent_name", "=correlation_id")
     readonly_fields = [f.name for f in StepExecution._meta.fields]
+
+
+@admin.register(Event)
+class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """What happened when: every run and step status change, in order (webhooks and live events read it)."""
+
+    list_display = ("id", "type", "run", "step_execution_id", "created_at")
+    list_filter = ("type",)
+    search_fields = ("=run__id", "=step_execution_id")
+    list_select_related = ("run",)
+    readonly_fields = [f.name for f in Event._meta.fields]

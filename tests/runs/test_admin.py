@@ -37,6 +37,8 @@ def test_run_pages_load_and_are_read_only():
         "/admin/runs/stepexecution/",
         "/admin/core/outboxmessage/",
         "/admin/runs/run/?status__exact=PENDING&q=chain",
+        "/admin/runs/event/",
+        f"/admin/runs/event/?q={run.id}&type__exact=run.pending",
     ]:
         response = staff.get(url)
         assert response.status_code == 200, url
@@ -44,6 +46,8 @@ def test_run_pages_load_and_are_read_only():
     assert "s1" in page and "Run created" in page
     assert staff.post(f"/admin/runs/run/{run.id}/change/", {}).status_code == 403
     assert staff.get("/admin/runs/run/add/").status_code == 403
+    assert "run.pending" in staff.get(f"/admin/runs/event/?q={run.id}").content.decode()
+    assert staff.get("/admin/runs/event/add/").status_code == 403
 
 
 def test_cancel_and_retry_actions_use_the_services():
