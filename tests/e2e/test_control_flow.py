@@ -139,3 +139,28 @@ def test_cancel_inside_a_loop_stops_everything(system):
     assert not [s for s in steps if s["status"] in ("PENDING", "RUNNING")]
     started = {s["iteration"] for s in steps if s["step_id"] == "first"}
     assert started <= {0, 1, 2, 3} and len(started) < 6  # nothing new was dispatched after the cancel
+
+
+def test_executor_killed_inside_a_loop_then_restarted_finishes_it(system):
+    import signal
+
+    slow = f"slow-{uuid.uuid4().hex[:6]}"
+    assert system.api("POST", "/agents", {"name": slow, "url": f"{system.agent_url}/slow"}).status_code == 201
+    name = f"kill-loop-{uuid.uuid4().hex[:6]}"
+    wf = loop_workflow(system, name, slow, execution_mode="parallel", max_parallelism=3)
+    run_id = execute(system, wf["id"], {"items": list(range(6))})["id"]
+    wait_for(
+        lambda: any(s["step_id"] == "second" and s["status"] == "RUNNING" for s in steps_of(system, run_id)),
+        timeout=30,
+        what="a slow step in flight",
+    )
+    executor = system.processes["executor"]
+    executor.stop(signal.SIGKILL)
+    time.sleep(3)  # results arrive while no executor runs
+    executor.start()
+    run = system.run_wait(run_id, timeout=90)
+    assert run["status"] == "COMPLETED", run["error_message"]
+    assert [item["seen"] for item in run["output_data"]["iterations"]] == list(range(6))
+    calls = calls_for(system, run_id)
+    assert sorted(c["input"]["item"] for c in calls if "item" in c["input"]) == list(range(6))  # once each
+    assert len(calls) == 12
