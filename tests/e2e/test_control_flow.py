@@ -164,3 +164,66 @@ def test_executor_killed_inside_a_loop_then_restarted_finishes_it(system):
     calls = calls_for(system, run_id)
     assert sorted(c["input"]["item"] for c in calls if "item" in c["input"]) == list(range(6))  # once each
     assert len(calls) == 12
+
+
+def test_bad_input_at_run_time_fails_the_step_naming_the_cause_and_any_join_survives_a_failure(system):
+    tag = uuid.uuid4().hex[:6]
+    echo = {"agent_name": "demo-echo", "input_mapping": {}}
+    definitions = {
+        "condition": {
+            "name": f"bad-condition-{tag}",
+            "start_step": "check",
+            "steps": {
+                "check": {
+                    "id": "check",
+                    "type": "conditional",
+                    "condition": {"expression": "${workflow.input.score} > 0.5"},
+                    "if_true_step": "yes",
+                },
+                "yes": {"id": "yes", **echo},
+            },
+        },
+        "collection": {
+            "name": f"bad-collection-{tag}",
+            "start_step": "each",
+            "steps": {
+                "each": {
+                    "id": "each",
+                    "type": "loop",
+                    "loop_config": {"collection": "${workflow.input.score}", "loop_body": ["body"]},
+                },
+                "body": {"id": "body", **echo},
+            },
+        },
+        "any": {
+            "name": f"any-join-{tag}",
+            "start_step": "fan",
+            "steps": {
+                "fan": {
+                    "id": "fan",
+                    "type": "fork_join",
+                    "fork_join_config": {
+                        "branches": {"bad": {"steps": ["broken"]}, "good": {"steps": ["fine"]}},
+                        "join_policy": "any",
+                    },
+                },
+                "broken": {"id": "broken", "agent_name": "demo-fail", "input_mapping": {"message": "nope"}},
+                "fine": {"id": "fine", **echo},
+            },
+        },
+    }
+    runs = {}
+    for key, definition in definitions.items():
+        response = system.api("POST", "/workflows", definition)
+        assert response.status_code == 201, response.text
+        runs[key] = execute(system, response.json()["id"], {"score": "high"})["id"]
+    condition = system.run_wait(runs["condition"])
+    assert condition["status"] == "FAILED"
+    assert "Step 'check' failed: the condition" in condition["error_message"]
+    assert "Cannot compare string 'high' with number 0.5" in condition["error_message"]
+    collection = system.run_wait(runs["collection"])
+    assert collection["status"] == "FAILED"
+    assert "the collection ${workflow.input.score} is a string, not an array" in collection["error_message"]
+    joined = system.run_wait(runs["any"])
+    assert joined["status"] == "COMPLETED", joined["error_message"]
+    assert joined["output_data"]["branch_status"]["good"] == "COMPLETED"
