@@ -254,6 +254,9 @@ EXECUTOR_LEASE_SECONDS = env_int("EXECUTOR_LEASE_SECONDS", 60, minimum=1)
 # A step's deadline is its timeout plus this grace (the bridge reports its own timeouts first).
 EXECUTOR_STEP_GRACE_SECONDS = env_int("EXECUTOR_STEP_GRACE_SECONDS", 15, minimum=0)
 EXECUTOR_TICK_SECONDS = env_int("EXECUTOR_TICK_SECONDS", 1, minimum=1)
+# A message met by a passing database error (connection lost, deadlock) is tried this many times, then
+# skipped (its step's deadline and the run's lease still end the run); other database errors at once.
+EXECUTOR_TRANSIENT_RETRIES = env_int("EXECUTOR_TRANSIENT_RETRIES", 10, minimum=1)
 RUN_RECOVERY_SECONDS = env_int("RUN_RECOVERY_SECONDS", 30, minimum=1)
 # Bridge: agent calls in flight at once per bridge process.
 BRIDGE_MAX_IN_FLIGHT = env_int("BRIDGE_MAX_IN_FLIGHT", 100, minimum=1)

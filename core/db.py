@@ -15,3 +15,15 @@ def connections_refresh(every: float = 1.0) -> None:
     if now - getattr(_last, "at", 0.0) >= every:
         _last.at = now
         close_old_connections()
+
+
+def storable(value):
+    """`value` with NUL characters written out as the text `\\u0000`: PostgreSQL refuses NUL in text
+    and in JSON, and an agent's output or error must be kept, not lost, when it contains one."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\\u0000") if "\x00" in value else value
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    return value

@@ -24,6 +24,7 @@ from django.utils import timezone
 from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_delay, retry_policy
+from core.db import storable
 from core.outbox import outbox_enqueue
 from runs import messages
 from runs.blocks import Blocks
@@ -37,6 +38,7 @@ from runs.services import monitoring_publish, run_log, run_transition, step_tran
 from workflows.definition.references import UnresolvedReference, resolve_value
 
 SOURCE = LogSource.EXECUTOR
+MAX_DURATION_MS = 2_147_483_647  # the column's limit (PostgreSQL integer)
 
 
 def live_agent(name: str) -> Agent | None:
@@ -69,14 +71,18 @@ class Decider(Blocks):
             row = row.parent if StepExecution.parent.is_cached(row) else None
         now = timezone.now()
         execution.completed_at = now
-        execution.duration_ms = result.get("duration_ms") or int((now - execution.started_at).total_seconds() * 1000)
+        duration = result.get("duration_ms")
+        if not isinstance(duration, int) or isinstance(duration, bool) or not 0 <= duration <= MAX_DURATION_MS:
+            duration = int((now - execution.started_at).total_seconds() * 1000)  # ours, when theirs is unusable
+        execution.duration_ms = min(max(duration, 0), MAX_DURATION_MS)
         if result.get("status") == "SUCCESS":
             step_transition(execution, StepStatus.COMPLETED, run=self.run)
-            execution.output_data = result.get("output_data")
+            execution.output_data = storable(result.get("output_data"))
             message, level = f"Step '{execution.step_id}' completed", LogLevel.INFO
         else:
             step_transition(execution, StepStatus.FAILED, run=self.run)
-            execution.error_message = str(result.get("error_message") or "The agent reported a failure")
+            error = storable(str(result.get("error_message") or "The agent reported a failure"))
+            execution.error_message = error[:100_000]
             message, level = f"Step '{execution.step_id}' failed: {execution.error_message}", LogLevel.ERROR
         execution.save(update_fields=["status", "output_data", "error_message", "completed_at", "duration_ms"])
         run_log(

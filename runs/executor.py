@@ -12,13 +12,14 @@ import time
 import uuid
 
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections, transaction
+from django.core.cache import cache
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, transaction
 from django.utils import timezone
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from core import kafka
-from core.db import connections_refresh
+from core.db import connections_refresh, storable
 from core.models import OutboxMessage
 from core.outbox import outbox_collect, outbox_relay
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, CANCELLABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
@@ -29,6 +30,8 @@ from runs.services import run_log, run_logs_collect, run_transition, steps_cance
 
 log = logging.getLogger(__name__)
 SOURCE = LogSource.EXECUTOR
+OVERDUE_FAILURES = "executor:overdue-failures:"
+OVERDUE_MAX_FAILURES = 3
 
 
 @contextlib.contextmanager
@@ -76,6 +79,11 @@ def cancellation_request_handle(message: dict) -> None:
     run = _locked_run(message.get("run_id"))
     if run is None or run.status not in CANCELLABLE_RUN:
         return  # the API cancels in its own transaction; this request only matters to older producers
+    attempt = message.get("attempt")
+    if attempt is not None and attempt != run.attempt:
+        # Cancelled, then retried at once: the old request must not cancel the new attempt.
+        log.info("stale cancellation request for run %s (attempt %s, run is #%s)", run.id, attempt, run.attempt)
+        return
     run.cancelled_by = str(message.get("cancelled_by") or "")[:150]
     steps_cancel(run, reason="Run cancelled")
     run_transition(run, RunStatus.CANCELLED, source=SOURCE, detail=str(message.get("reason") or ""))
@@ -115,11 +123,65 @@ def overdue_handle(sent: list, limit: int = 100) -> int:
         .distinct()[:limit]
     )
     for run_id in run_ids:
-        with unit_of_work(sent):
-            run = _locked_run(run_id)
-            if run is not None and run.status == RunStatus.RUNNING:
-                Decider(run).overdue_handle(now)
+        try:
+            with unit_of_work(sent):
+                run = _locked_run(run_id)
+                if run is not None and run.status == RunStatus.RUNNING:
+                    Decider(run).overdue_handle(now)
+            cache.delete(f"{OVERDUE_FAILURES}{run_id}")
+        except Exception as exc:  # noqa: BLE001 - one run must not stop the pass for the others
+            if isinstance(exc, DatabaseError) and transient(exc):
+                raise  # the database is away: the next tick tries every run again
+            log.exception("run %s could not be handled in the deadline pass", run_id)
+            run_give_up(run_id, exc, sent)
     return len(run_ids)
+
+
+def run_give_up(run_id, exc: Exception, sent: list) -> None:
+    """Counts a run's failed passes; at OVERDUE_MAX_FAILURES it ends FAILED with the error, so it
+    neither stays RUNNING nor comes back to every pass."""
+    key = f"{OVERDUE_FAILURES}{run_id}"
+    failures = (cache.get(key) or 0) + 1
+    cache.set(key, failures, timeout=3600)
+    if failures < OVERDUE_MAX_FAILURES:
+        return
+    with unit_of_work(sent):
+        run = _locked_run(run_id)
+        if run is not None and run.status == RunStatus.RUNNING:
+            steps_cancel(run, reason="Run failed")
+            error = f"The executor could not handle this run: {type(exc).__name__}: {exc}"
+            run_transition(run, RunStatus.FAILED, source=SOURCE, error=storable(error)[:2000])
+    cache.delete(key)
+
+
+def transient(exc: DatabaseError) -> bool:
+    """A passing trouble worth trying again (connection lost, serialization failure, deadlock), as
+    opposed to what the database will refuse every time (a value it cannot store, a broken rule)."""
+    return isinstance(exc, OperationalError | InterfaceError)
+
+
+def poisoned(topic: str, message: dict, exc: DatabaseError) -> list:
+    """A message the database refuses for good. An agent result becomes a failure of its step that
+    names the reason (so the run goes on and ends); anything else is skipped. Returns what to send."""
+    reason = storable(f"{type(exc).__name__}: {exc}")[:1000]
+    if topic != settings.KAFKA_RESULTS_TOPIC:
+        log.error("message on %s skipped: the database refuses it (%s)", topic, reason)
+        return []
+    failure = {
+        **message,
+        "status": "FAILURE",
+        "output_data": None,
+        "error_message": f"The agent's result could not be stored: {reason}",
+        "duration_ms": None,
+    }
+    sent: list = []
+    try:
+        with unit_of_work(sent):
+            agent_result_handle(failure)
+    except DatabaseError:
+        log.exception("result for %s skipped: even its failure could not be stored", message.get("correlation_id"))
+        return []
+    return sent
 
 
 def _commit_done(offsets, response) -> None:
@@ -140,6 +202,7 @@ class Executor:
         self.last_tick = 0.0
         self.seen_ends: dict = {}
         self.last_offsets: dict = {}
+        self.transient_failures: dict = {}
 
     def stop(self, *args) -> None:
         self.stopping = True
@@ -152,8 +215,13 @@ class Executor:
             log.warning("malformed message on %s skipped: %s", topic, exc)
             return []
         sent: list = []
-        with unit_of_work(sent):
-            self.handlers[topic](message)
+        try:
+            with unit_of_work(sent):
+                self.handlers[topic](message)
+        except DatabaseError as exc:
+            if transient(exc):
+                raise  # poll_once tries again, a bounded number of times
+            return poisoned(topic, message, exc)
         return sent
 
     def tick(self) -> None:
@@ -169,13 +237,23 @@ class Executor:
             for record in records:
                 try:
                     to_send.extend(self.handle(partition.topic, record.value))
-                except DatabaseError:
-                    # Database trouble: go back to this message and try again shortly.
-                    log.exception("database error handling %s@%s; retrying", partition.topic, record.offset)
+                    self.transient_failures.pop((partition, record.offset), None)
+                except DatabaseError as exc:
+                    # A passing database trouble: go back to this message and try again shortly, a
+                    # bounded number of times; then it is skipped (the step's deadline and the run's
+                    # lease still bring the run to an end).
+                    tries = self.transient_failures.get((partition, record.offset), 0) + 1
                     close_old_connections()
-                    self.consumer.seek(partition, record.offset)
-                    time.sleep(1)
-                    break
+                    if tries < settings.EXECUTOR_TRANSIENT_RETRIES:
+                        self.transient_failures[(partition, record.offset)] = tries
+                        log.warning(
+                            "database error on %s@%s (%s); retry %d", partition.topic, record.offset, exc, tries
+                        )
+                        self.consumer.seek(partition, record.offset)
+                        time.sleep(min(2 ** (tries - 1) * 0.1, 5))
+                        break
+                    self.transient_failures.pop((partition, record.offset), None)
+                    log.error("%s@%s skipped after %d database errors: %s", partition.topic, record.offset, tries, exc)
                 except Exception:  # noqa: BLE001 - one bad message must not stop the executor
                     log.exception("failed to handle %s@%s; skipped", partition.topic, record.offset)
                 offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)

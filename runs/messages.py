@@ -29,6 +29,7 @@ def cancellation_request(run, *, reason: str) -> dict:
         "reason": reason,
         "timestamp": kafka.now_iso(),
         "message_id": kafka.new_message_id(),
+        "attempt": run.attempt,  # new: a request for an earlier attempt changes nothing
     }
 
 
