@@ -26,7 +26,7 @@ from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_policy
 from core import kafka
-from core.db import connections_refresh
+from core.db import connections_refresh, storable
 from runs import messages
 from runs.choices import LogLevel, LogSource, StepStatus
 from runs.models import RunLog, StepExecution
@@ -93,7 +93,7 @@ def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:
         step_id=task.get("step_id"),
         level=level,
         source=LogSource.BRIDGE,
-        message=message,
+        message=storable(message),
         data={
             "task_id": task.get("task_id"),
             "attempts": result.attempts,
@@ -119,6 +119,7 @@ class Bridge:
 
     async def process(self, client: httpx.AsyncClient, partition, offset: int, task: dict) -> None:
         loop = asyncio.get_running_loop()
+        published: list = []  # set by finish(): whether this task's result went out
         try:
             async with self.semaphore:
                 prepared = await loop.run_in_executor(self.db, task_prepare, task)
@@ -126,7 +127,7 @@ class Bridge:
                     log.info("task %s skipped: %s", task.get("task_id"), prepared.skip)
                 elif prepared.call is None:
                     result = CallResult(ok=False, output=None, error=prepared.error, duration_ms=0, attempts=0)
-                    await self.finish(task, result, prepared)
+                    await self.finish(task, result, prepared, published)
                 else:
                     result = await call_agent(
                         client,
@@ -135,14 +136,23 @@ class Bridge:
                         correlation_id=str(task.get("correlation_id")),
                         task_id=str(task.get("task_id")),
                     )
-                    await self.finish(task, result, prepared)
-        except Exception:  # noqa: BLE001 - one task's failure must not stop the bridge
-            log.exception("task %s at offset %s failed; it will be redelivered", task.get("task_id"), offset)
-            return  # leave the offset in flight: not committed, so a restart redelivers it
-        self.tracker.done(partition, offset)
+                    await self.finish(task, result, prepared, published)
+        except Exception as exc:  # noqa: BLE001 - whatever happened, the slot and the offset are released
+            log.exception("task %s at offset %s failed in the bridge", task.get("task_id"), offset)
+            if not published:
+                # The step learns why at once instead of waiting for its deadline.
+                error = f"The bridge could not handle the task: {type(exc).__name__}: {exc}"[:2000]
+                failure = CallResult(ok=False, output=None, error=error, duration_ms=0, attempts=0)
+                try:
+                    await self.publish(result_message(task, failure))
+                except Exception:  # noqa: BLE001 - stopping with Kafka away: the step's deadline covers it
+                    log.exception("could not publish the failure of task %s", task.get("task_id"))
+        finally:
+            self.tracker.done(partition, offset)
 
-    async def finish(self, task: dict, result: CallResult, prepared: Prepared) -> None:
+    async def finish(self, task: dict, result: CallResult, prepared: Prepared, published: list) -> None:
         await self.publish(result_message(task, result))
+        published.append(True)
         if prepared.known:
             url = prepared.call.url if prepared.call else None
             await asyncio.get_running_loop().run_in_executor(self.db, call_log, task, result, url)

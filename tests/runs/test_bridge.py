@@ -42,3 +42,40 @@ def test_a_task_whose_step_was_cancelled_is_skipped_and_done():
 
     asyncio.run(go())  # no agent call and no result to publish: nothing listens on 127.0.0.1:1 or Kafka
     assert bridge.tracker.committable()[partition].offset == 6
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("fault", ["database", "bug"])
+def test_whatever_process_raises_the_slot_is_released_and_a_failure_published(monkeypatch, fault):
+    """Before: the offset stayed in flight for good (the partition's commits stuck behind it) and
+    the step only learnt at its deadline."""
+    from django.db import OperationalError
+
+    from runs import bridge as bridge_module
+
+    def broken(task):
+        raise OperationalError("the database went away") if fault == "database" else KeyError("agent_name")
+
+    monkeypatch.setattr(bridge_module, "task_prepare", broken)
+    bridge, partition = Bridge(), TopicPartition("tasks", 0)
+    published = []
+
+    async def publish(message):
+        published.append(message)
+
+    monkeypatch.setattr(bridge, "publish", publish)
+    bridge.tracker.add(partition, 7)
+    task = {"run_id": "r", "task_id": "task-s1-1", "agent_name": "a", "correlation_id": "corr-r-s1-1"}
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            await bridge.process(client, partition, 7, task)
+
+    asyncio.run(go())
+    assert bridge.tracker.committable()[partition].offset == 8
+    [message] = published
+    assert message["status"] == "FAILURE" and message["correlation_id"] == "corr-r-s1-1"
+    assert message["error_message"].startswith("The bridge could not handle the task: ")
+    assert ("OperationalError: the database went away" if fault == "database" else "KeyError") in message[
+        "error_message"
+    ]
