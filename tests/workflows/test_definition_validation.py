@@ -752,3 +752,29 @@ def test_plan_of_every_block_type():
     assert spec_plan["input_schema"] == SPEC_EXAMPLE["input_schema"]
     assert spec_plan["description"] == "optional"
     assert validate_definition(spec_plan) == []
+
+
+@pytest.mark.parametrize(
+    ("steps", "field"),
+    [
+        ([agent("a", timeout_seconds=86_401)], "steps.a.timeout_seconds"),
+        ([agent("a", retry={"initial_delay_ms": 86_400_001})], "steps.a.retry.initial_delay_ms"),
+        ([agent("a", retry={"max_delay_ms": 10**12})], "steps.a.retry.max_delay_ms"),
+        ([agent("a", retry={"backoff_multiplier": 11})], "steps.a.retry.backoff_multiplier"),
+        ([agent("a", retry={"max_retries": 11})], "steps.a.retry.max_retries"),
+        ([parallel("p", ["a", "b"], max_parallelism=10_001), agent("a"), agent("b")], "steps.p.max_parallelism"),
+        ([loop("l", ["a"], max_iterations=10_001), agent("a")], "steps.l.loop_config.max_iterations"),
+        ([loop("l", ["a"], max_parallelism=10**9), agent("a")], "steps.l.loop_config.max_parallelism"),
+        (
+            [
+                fork_join("f", {"x": ["a"], "y": ["b"]}, branch_timeout_seconds=10**7),
+                agent("a"),
+                agent("b"),
+            ],
+            "steps.f.fork_join_config.branch_timeout_seconds",
+        ),
+    ],
+)
+def test_every_number_has_an_upper_bound(steps, field):
+    found = messages(workflow(*steps))
+    assert field in found and found[field].startswith("Must be at most"), found

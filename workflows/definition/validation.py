@@ -65,6 +65,10 @@ JOIN_POLICIES = ("all", "any", "majority", "n_of_m")
 EXECUTION_MODES = ("sequential", "parallel")
 ON_ERROR = ("stop", "continue", "collect")
 RETRY_FIELDS = ("max_retries", "initial_delay_ms", "backoff_multiplier", "max_delay_ms")
+# Upper bounds of the format's numbers (workflow-format.md), so nothing overflows a column or a timer.
+MAX_TIMEOUT_SECONDS = 86_400
+MAX_DELAY_MS = 86_400_000
+MAX_COUNT = 10_000
 
 
 def _is_int(value: Any) -> bool:
@@ -214,14 +218,14 @@ class _Checker(GraphChecks):
         if step.get("next_step") is not None:
             if (target := self.step_id(step["next_step"], f"{path}.next_step", key)) is not None:
                 self.next[key] = (target, f"{path}.next_step")
-        self.value(step, "timeout_seconds", path, "number", positive=True)
+        self.value(step, "timeout_seconds", path, "number", positive=True, high=MAX_TIMEOUT_SECONDS)
         if (retry := self.value(step, "retry", path, "object")) is not None:
             for unknown in sorted(set(retry) - set(RETRY_FIELDS)):
                 self.add(f"{path}.retry.{unknown}", f"Unknown field; expected {', '.join(RETRY_FIELDS)}")
             self.value(retry, "max_retries", f"{path}.retry", "int", low=0, high=10)
-            self.value(retry, "initial_delay_ms", f"{path}.retry", "number", low=0)
-            self.value(retry, "backoff_multiplier", f"{path}.retry", "number", low=1)
-            self.value(retry, "max_delay_ms", f"{path}.retry", "number", low=0)
+            self.value(retry, "initial_delay_ms", f"{path}.retry", "number", low=0, high=MAX_DELAY_MS)
+            self.value(retry, "backoff_multiplier", f"{path}.retry", "number", low=1, high=10)
+            self.value(retry, "max_delay_ms", f"{path}.retry", "number", low=0, high=MAX_DELAY_MS)
         if step_type in STEP_TYPES:
             self.types[key] = step_type
             getattr(self, f"check_{step_type}")(key, step, path)
@@ -246,7 +250,7 @@ class _Checker(GraphChecks):
     def check_parallel(self, key: str, step: Mapping, path: str) -> None:
         self.chains[key] = [[child] for child in self.step_list(step, "parallel_steps", path, key, 2)]
         self.exporting.add(key)
-        self.value(step, "max_parallelism", path, "int", positive=True)
+        self.value(step, "max_parallelism", path, "int", positive=True, high=MAX_COUNT)
 
     def check_conditional(self, key: str, step: Mapping, path: str) -> None:
         if (condition := self.value(step, "condition", path, "object", required=True)) is not None:
@@ -282,8 +286,8 @@ class _Checker(GraphChecks):
         self.chains[key] = [self.step_list(config, "loop_body", where, key, 1)]
         self.value(config, "execution_mode", where, "string", choices=EXECUTION_MODES)
         self.value(config, "on_error", where, "string", choices=ON_ERROR)
-        self.value(config, "max_parallelism", where, "int", positive=True)
-        self.value(config, "max_iterations", where, "int", positive=True)
+        self.value(config, "max_parallelism", where, "int", positive=True, high=MAX_COUNT)
+        self.value(config, "max_iterations", where, "int", positive=True, high=MAX_COUNT)
 
     def check_fork_join(self, key: str, step: Mapping, path: str) -> None:
         if (config := self.value(step, "fork_join_config", path, "object", required=True)) is None:
@@ -298,14 +302,16 @@ class _Checker(GraphChecks):
                 self.add(f"{where}.branches.{name}", f"Must be an object, got {json_type(branch)}", "invalid_type")
                 continue
             self.chains[key].append(self.step_list(branch, "steps", f"{where}.branches.{name}", key, 1))
-            self.value(branch, "timeout_seconds", f"{where}.branches.{name}", "number", positive=True)
+            self.value(
+                branch, "timeout_seconds", f"{where}.branches.{name}", "number", positive=True, high=MAX_TIMEOUT_SECONDS
+            )
         policy = self.value(config, "join_policy", where, "string", choices=JOIN_POLICIES)
         if config.get("join_policy", "all") == "all":
             self.exporting.add(key)
         required = self.value(config, "n_required", where, "int", required=policy == "n_of_m", low=1)
         if required is not None and branches is not None and required > len(branches):
             self.add(f"{where}.n_required", f"n_required ({required}) exceeds the number of branches ({len(branches)})")
-        self.value(config, "branch_timeout_seconds", where, "number", positive=True)
+        self.value(config, "branch_timeout_seconds", where, "number", positive=True, high=MAX_TIMEOUT_SECONDS)
 
 
 def validate_definition(definition: Any, *, agents: Mapping[str, str] | None = None) -> list[Issue]:
