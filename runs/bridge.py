@@ -14,6 +14,7 @@ import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 from django.conf import settings
@@ -36,6 +37,19 @@ log = logging.getLogger(__name__)
 
 def _step_status(correlation_id) -> str | None:
     return StepExecution.objects.filter(correlation_id=correlation_id).values_list("status", flat=True).first()
+
+
+def time_left_ms(deadline) -> int | None:
+    """Milliseconds until a task's deadline (None when it has none or it cannot be read)."""
+    if not isinstance(deadline, str):
+        return None
+    try:
+        when = datetime.fromisoformat(deadline.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return int((when - datetime.now(UTC)).total_seconds() * 1000)
 
 
 @dataclass
@@ -64,6 +78,13 @@ def task_prepare(task: dict) -> Prepared:
         return Prepared(error=f"Agent '{name}' is {agent.status}", known=known)
     policy = retry_policy(agent.retry_config, task.get("retry"))
     timeout_ms = task.get("timeout_ms") or agent.timeout_ms
+    left_ms = time_left_ms(task.get("deadline"))
+    if left_ms is not None:
+        if left_ms <= 0:
+            return Prepared(
+                error=f"The task was picked up after its deadline ({task['deadline']}); not called", known=known
+            )
+        timeout_ms = min(int(timeout_ms), left_ms)
     call = AgentCall(
         url=agent.url,
         headers=auth_headers(agent),

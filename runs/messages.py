@@ -4,7 +4,10 @@ Topics: execution and cancellation requests (API -> executor), agent tasks (exec
 agent results (bridge -> executor) and monitoring updates (executor and API -> observers).
 """
 
+from datetime import timedelta
+
 from core import kafka
+from core.formats import iso_datetime
 
 RUN_EVENT = "workflow"  # the step_id of run-level monitoring updates
 
@@ -44,6 +47,9 @@ def agent_task(run, execution, *, retry: dict | None = None) -> dict:
         "step_id": execution.step_id,
         "attempt": run.attempt,
         "timeout_ms": execution.timeout_ms,
+        # The try's own deadline (without the executor's grace): a task picked up late never overlaps
+        # the retry the executor schedules once it passes.
+        "deadline": iso_datetime(execution.started_at + timedelta(milliseconds=execution.timeout_ms)),
     }
     if retry:
         task["retry"] = retry

@@ -1,13 +1,18 @@
 """The bridge's bookkeeping: a task is finished (its offset may be committed) whatever its outcome."""
 
 import asyncio
+import json
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from django.conf import settings
 from kafka.structs import TopicPartition
 
 from core.kafka import OffsetTracker
+from core.models import OutboxMessage
 from runs.bridge import Bridge
+from runs.executor import Executor
 from runs.models import StepExecution
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents
@@ -79,3 +84,34 @@ def test_whatever_process_raises_the_slot_is_released_and_a_failure_published(mo
     assert ("OperationalError: the database went away" if fault == "database" else "KeyError") in message[
         "error_message"
     ]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_task_picked_up_after_its_deadline_is_not_called(monkeypatch):
+
+    run = run_execute(workflow=workflow_with_agents("late"), input_data={"text": "x"}, user=None)
+
+    request = OutboxMessage.objects.get(topic=settings.KAFKA_EXECUTION_TOPIC)
+
+    sent = Executor().handle(settings.KAFKA_EXECUTION_TOPIC, json.dumps(request.payload).encode())
+    [task] = [m.payload for m in sent if m.topic == settings.KAFKA_TASKS_TOPIC]
+    step = StepExecution.objects.get(run=run)
+    expected = step.started_at + timedelta(milliseconds=step.timeout_ms)
+    assert datetime.fromisoformat(task["deadline"].replace("Z", "+00:00")) == expected
+    task["deadline"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    bridge, partition = Bridge(), TopicPartition("tasks", 0)
+    published = []
+
+    async def publish(message):
+        published.append(message)
+
+    monkeypatch.setattr(bridge, "publish", publish)
+    bridge.tracker.add(partition, 3)
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            await bridge.process(client, partition, 3, task)
+
+    asyncio.run(go())  # nothing listens at the agent's URL: a call would be an error of another kind
+    [message] = published
+    assert message["status"] == "FAILURE" and "picked up after its deadline" in message["error_message"]
