@@ -31,6 +31,8 @@ class Run(models.Model):
     cancelled_by = models.CharField(max_length=150, blank=True, default="")
     # When nobody has moved the run on by then, the recovery task asks an executor to look again.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
+    # Times the recovery task re-requested it since it last moved: the next lease doubles each time.
+    recoveries = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ("-created_at", "-id")

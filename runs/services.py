@@ -79,6 +79,7 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
     now = timezone.now()
     previous = run.status
     run.status = status
+    run.recoveries = 0  # it moved: the next recovery starts from a short lease again
     if status == RunStatus.RUNNING:
         run.started_at = run.started_at or now
         run.lease_expires_at = lease_until()

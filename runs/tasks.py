@@ -1,31 +1,51 @@
 from celery import shared_task
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.models import OutboxMessage
 from runs.choices import ACTIVE_RUN, LogLevel, LogSource
 from runs.models import Run
 from runs.services import execution_request_enqueue, lease_until, run_log
 
+MAX_RECOVERY_LEASE_SECONDS = 3600
+
 
 @shared_task
 def runs_recover(limit: int = 500) -> int:
-    """Re-requests runs that nobody moved on before their lease ran out (lost message, dead executor)."""
+    """Re-requests runs that nobody moved on before their lease ran out (lost message, dead executor).
+
+    Not while the run's last request still waits in the outbox (Kafka is away: the outbox sends it
+    when it is back), and with a lease that doubles at each re-request, so an outage with many runs
+    waiting does not turn into a flood of requests. Returns how many were requested again."""
     now = timezone.now()
     stale = Run.objects.filter(status__in=ACTIVE_RUN, lease_expires_at__lt=now).values_list("pk", flat=True)
+    run_ids = list(stale[:limit])
+    waiting = set(
+        OutboxMessage.objects.filter(
+            topic=settings.KAFKA_EXECUTION_TOPIC, sent_at__isnull=True, key__in=[str(run_id) for run_id in run_ids]
+        ).values_list("key", flat=True)
+    )
     recovered = 0
-    for run_id in list(stale[:limit]):
+    for run_id in run_ids:
         with transaction.atomic():
             run = Run.objects.select_for_update().filter(pk=run_id, status__in=ACTIVE_RUN).first()
             if run is None or run.lease_expires_at is None or run.lease_expires_at >= now:
                 continue
-            run.lease_expires_at = lease_until()
-            run.save(update_fields=["lease_expires_at", "updated_at"])
+            if str(run.id) in waiting:
+                run.lease_expires_at = lease_until()
+                run.save(update_fields=["lease_expires_at", "updated_at"])
+                continue
+            run.recoveries += 1
+            seconds = min(settings.EXECUTOR_LEASE_SECONDS * 2**run.recoveries, MAX_RECOVERY_LEASE_SECONDS)
+            run.lease_expires_at = lease_until(seconds)
+            run.save(update_fields=["lease_expires_at", "recoveries", "updated_at"])
             run_log(
                 run,
                 "No progress before the lease expired; execution requested again",
                 source=LogSource.EXECUTOR,
                 level=LogLevel.WARNING,
-                data={"status": run.status, "attempt": run.attempt},
+                data={"status": run.status, "attempt": run.attempt, "recoveries": run.recoveries},
             )
             execution_request_enqueue(run)
             recovered += 1

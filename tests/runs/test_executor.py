@@ -212,6 +212,7 @@ def test_malformed_and_unknown_messages_are_skipped():
 def test_recovery_requests_runs_whose_lease_expired_again():
     run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
     assert runs_recover() == 0
+    OutboxMessage.objects.update(sent_at=timezone.now())  # the first request left (and was lost)
     Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert runs_recover() == 1
     assert OutboxMessage.objects.filter(topic=settings.KAFKA_EXECUTION_TOPIC, key=str(run.id)).count() == 2
@@ -230,3 +231,23 @@ def test_without_kafka_the_outbox_keeps_messages_and_backs_off(settings):
     assert message.attempts == 1 and "KAFKA_BOOTSTRAP_SERVERS" in message.last_error
     assert message.next_attempt_at > timezone.now()
     assert outbox_relay_pending() == 0 and pending.first().attempts == 1  # not due yet
+
+
+def test_recovery_waits_for_a_request_still_in_the_outbox_and_backs_off():
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    expire = lambda: Run.objects.filter(pk=run.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))  # noqa: E731
+    expire()
+    assert runs_recover() == 0  # Kafka is away: the outbox still holds the request, it will send it
+    assert OutboxMessage.objects.filter(topic=settings.KAFKA_EXECUTION_TOPIC).count() == 1
+    OutboxMessage.objects.update(sent_at=timezone.now())
+    leases = []
+    for _ in range(3):
+        expire()
+        assert runs_recover() == 1
+        OutboxMessage.objects.update(sent_at=timezone.now())
+        leases.append((fresh(run).lease_expires_at - timezone.now()).total_seconds())
+    lease = settings.EXECUTOR_LEASE_SECONDS
+    assert [round(s / lease) for s in leases] == [2, 4, 8]  # doubling, up to an hour
+    assert fresh(run).recoveries == 3
+    start(run)  # it moves: the count starts again
+    assert fresh(run).recoveries == 0
