@@ -295,10 +295,17 @@ class Executor:
                 if once and not handled and self.consumer.assignment():
                     break
         finally:
-            try:
-                if self.last_offsets:
-                    self.consumer.commit(self.last_offsets)  # a clean stop leaves nothing to redeliver
-            except KafkaError as exc:
-                log.warning("final offset commit failed (%s)", exc)
+            self.final_commit()
             self.consumer.close()
             log.info("executor stopped")
+
+    def final_commit(self) -> None:
+        """A clean stop leaves nothing to redeliver, for the partitions still ours: committing one that
+        a rebalance gave to another executor would move its offset under the new owner."""
+        owned = self.consumer.assignment()
+        offsets = {tp: meta for tp, meta in self.last_offsets.items() if tp in owned}
+        try:
+            if offsets:
+                self.consumer.commit(offsets)
+        except KafkaError as exc:
+            log.warning("final offset commit failed (%s)", exc)

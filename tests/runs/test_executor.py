@@ -251,3 +251,23 @@ def test_recovery_waits_for_a_request_still_in_the_outbox_and_backs_off():
     assert fresh(run).recoveries == 3
     start(run)  # it moves: the count starts again
     assert fresh(run).recoveries == 0
+
+
+def test_a_clean_stop_commits_only_the_partitions_still_owned():
+    from kafka.structs import OffsetAndMetadata, TopicPartition
+
+    class Consumer:
+        committed = None
+
+        def assignment(self):
+            return {TopicPartition("results.topic", 0)}
+
+        def commit(self, offsets):
+            self.committed = offsets
+
+    mine, theirs = TopicPartition("results.topic", 0), TopicPartition("results.topic", 1)
+    stopping = Executor()
+    stopping.consumer = Consumer()
+    stopping.last_offsets = {mine: OffsetAndMetadata(5, "", -1), theirs: OffsetAndMetadata(9, "", -1)}
+    stopping.final_commit()
+    assert stopping.consumer.committed == {mine: OffsetAndMetadata(5, "", -1)}
