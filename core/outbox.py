@@ -22,10 +22,14 @@ from core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
-# New rows are left to their writer's own relay for this long before the sweep may send them too.
-FRESH_GRACE = timedelta(seconds=5)
-# The sweep pushes the rows it takes this far ahead, so two sweeps never send the same rows.
-CLAIM_SECONDS = 60
+
+
+def send_window() -> timedelta:
+    """The longest a relay may take to send a row: the producer's delivery timeout (three times the
+    send timeout, core/kafka.py) and a margin. A row's writer (the executor relays its own rows) and a
+    sweep (which claims the rows it takes) are given this long before anyone else may send the row,
+    so a slow broker never has the same row sent twice."""
+    return timedelta(seconds=settings.KAFKA_SEND_TIMEOUT_SECONDS * 3 + 5)
 SENT_RETENTION = timedelta(days=1)
 RELAY_REQUESTED = "outbox:relay-requested"
 RELAY_REQUEST_TTL = 2  # seconds; should a queued relay be lost, the next commit asks again after this
@@ -48,7 +52,7 @@ def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:
     collected = _collector.get()
     notify = collected is None
     # Rows the writer relays itself are left alone by the worker for a while (no double sends).
-    due = timezone.now() + (timedelta(0) if notify else FRESH_GRACE)
+    due = timezone.now() + (timedelta(0) if notify else send_window())
     message = OutboxMessage(topic=topic, key=key, payload=payload, next_attempt_at=due)
     if not notify:
         collected.append(message)
@@ -117,7 +121,7 @@ def outbox_relay_pending(*, limit: int = 500) -> int:
             pending = OutboxMessage.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now)
             batch = list(pending.select_for_update(skip_locked=True).order_by("id")[:limit])
             OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(
-                next_attempt_at=now + timedelta(seconds=CLAIM_SECONDS)
+                next_attempt_at=now + send_window()
             )
         sent = outbox_relay(batch)
         total += sent

@@ -271,3 +271,14 @@ def test_a_clean_stop_commits_only_the_partitions_still_owned():
     stopping.last_offsets = {mine: OffsetAndMetadata(5, "", -1), theirs: OffsetAndMetadata(9, "", -1)}
     stopping.final_commit()
     assert stopping.consumer.committed == {mine: OffsetAndMetadata(5, "", -1)}
+
+
+def test_rows_a_writer_relays_itself_are_left_to_it_for_longer_than_a_send_can_take(settings):
+    """Before: a 5 s grace, shorter than a send to a slow broker may take (3 x the send timeout), so
+    the sweep could send the executor's rows a second time while the executor was still sending them."""
+    settings.KAFKA_SEND_TIMEOUT_SECONDS = 10
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    before = timezone.now()
+    sent = start(run)
+    task_row = next(m for m in sent if m.topic == settings.KAFKA_TASKS_TOPIC)
+    assert task_row.next_attempt_at >= before + timedelta(seconds=30)
