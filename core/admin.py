@@ -49,7 +49,17 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """What waits to go to Kafka (pending) and what went (kept a day): the first place to look when
     runs stay PENDING."""
 
-    list_display = ("id", "topic", "key", "created_at", "sent_at", "attempts", "next_attempt_at", "last_error")
-    list_filter = ("topic", ("sent_at", admin.EmptyFieldListFilter))
+    list_display = (
+        "id",
+        "topic",
+        "key",
+        "created_at",
+        "sent_at",
+        "attempts",
+        "next_attempt_at",
+        "dead_at",
+        "last_error",
+    )
+    list_filter = ("topic", ("sent_at", admin.EmptyFieldListFilter), ("dead_at", admin.EmptyFieldListFilter))
     search_fields = ("=key",)
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]

@@ -56,6 +56,8 @@ class OutboxMessage(models.Model):
     sent_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True, default="")
+    # Given up on (OUTBOX_MAX_ATTEMPTS failures, or a message Kafka can never take): kept, not retried.
+    dead_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ("id",)

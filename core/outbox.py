@@ -15,6 +15,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
+from kafka.errors import MessageSizeTooLargeError
 
 from core import kafka
 from core.collect import collecting
@@ -23,13 +24,14 @@ from core.models import OutboxMessage
 log = logging.getLogger(__name__)
 
 
-
 def send_window() -> timedelta:
     """The longest a relay may take to send a row: the producer's delivery timeout (three times the
     send timeout, core/kafka.py) and a margin. A row's writer (the executor relays its own rows) and a
     sweep (which claims the rows it takes) are given this long before anyone else may send the row,
     so a slow broker never has the same row sent twice."""
     return timedelta(seconds=settings.KAFKA_SEND_TIMEOUT_SECONDS * 3 + 5)
+
+
 SENT_RETENTION = timedelta(days=1)
 RELAY_REQUESTED = "outbox:relay-requested"
 RELAY_REQUEST_TTL = 2  # seconds; should a queued relay be lost, the next commit asks again after this
@@ -85,9 +87,18 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
     if not messages:
         return 0
     sent, failed, error = [], [], ""
+    errors: dict[int, str] = {}
+    hopeless: set[int] = set()  # a message Kafka will never take (too large): no retry
     try:
         producer = kafka.producer()
-        futures = [(m, producer.send(m.topic, key=m.key, value=m.payload)) for m in messages]
+        futures = []
+        for message in messages:
+            try:  # one by one: a message refused at once must not hold back the others
+                futures.append((message, producer.send(message.topic, key=message.key, value=message.payload)))
+            except MessageSizeTooLargeError as exc:  # over max_request_size: it will never go
+                failed.append(message)
+                errors[message.id] = f"{type(exc).__name__}: {exc}"
+                hopeless.add(message.id)
         producer.flush(timeout=settings.KAFKA_SEND_TIMEOUT_SECONDS)
         for message, future in futures:
             try:
@@ -95,17 +106,25 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
                 sent.append(message.id)
             except Exception as exc:  # noqa: BLE001 - any send error means: retry later
                 failed.append(message)
-                error = f"{type(exc).__name__}: {exc}"
+                errors[message.id] = error = f"{type(exc).__name__}: {exc}"
     except Exception as exc:  # noqa: BLE001 - no broker, not configured, ...
-        failed, error = list(messages), f"{type(exc).__name__}: {exc}"
+        error = f"{type(exc).__name__}: {exc}"
+        failed = [m for m in messages if m.id not in hopeless]
     now = timezone.now()
     if sent:
         OutboxMessage.objects.filter(id__in=sent).update(sent_at=now, attempts=F("attempts") + 1, last_error="")
     for message in failed:
         delay = min(2 ** min(message.attempts, 16), settings.OUTBOX_MAX_BACKOFF_SECONDS)
+        # Dead after too many tries or when it can never go: shown in the admin, no longer retried.
+        dead = message.id in hopeless or message.attempts + 1 >= settings.OUTBOX_MAX_ATTEMPTS
         OutboxMessage.objects.filter(id=message.id, sent_at__isnull=True).update(
-            attempts=F("attempts") + 1, last_error=error[:2000], next_attempt_at=now + timedelta(seconds=delay)
+            attempts=F("attempts") + 1,
+            last_error=errors.get(message.id, error)[:2000],
+            next_attempt_at=now + timedelta(seconds=delay),
+            dead_at=now if dead else None,
         )
+        if dead:
+            log.error("outbox: message %s to %s is dead: %s", message.id, message.topic, errors.get(message.id, error))
     if failed:
         kafka.producer_reset()  # start the next attempt from a fresh connection
         log.warning("outbox: %d message(s) not sent, will retry: %s", len(failed), error)
@@ -118,11 +137,9 @@ def outbox_relay_pending(*, limit: int = 500) -> int:
     while True:
         now = timezone.now()
         with transaction.atomic():
-            pending = OutboxMessage.objects.filter(sent_at__isnull=True, next_attempt_at__lte=now)
+            pending = OutboxMessage.objects.filter(sent_at__isnull=True, dead_at__isnull=True, next_attempt_at__lte=now)
             batch = list(pending.select_for_update(skip_locked=True).order_by("id")[:limit])
-            OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(
-                next_attempt_at=now + send_window()
-            )
+            OutboxMessage.objects.filter(id__in=[m.id for m in batch]).update(next_attempt_at=now + send_window())
         sent = outbox_relay(batch)
         total += sent
         if len(batch) < limit or sent < len(batch):
