@@ -132,3 +132,14 @@ def test_deep_pages_keep_the_order_without_gaps(viewer, ordering):
         for agent in viewer.get(URL, {**params, "page_size": 10, "page": p}).json()["items"]
     ]
     assert seen == whole[: len(seen)] and len(set(seen)) == 230
+
+
+def test_a_body_over_the_limit_is_413_with_the_error_body():
+    from django.test import Client
+
+    body = b'{"input_data": {"text": "' + b"x" * (1_048_576 + 10) + b'"}}'
+    response = Client().post("/api/v1/agents", data=body, content_type="application/json")
+    assert response.status_code == 413
+    payload = response.json()
+    assert payload["error"] == "payload_too_large" and payload["status_code"] == 413
+    assert "at most 1048576" in payload["detail"] and payload["request_id"]
