@@ -32,7 +32,7 @@ class Run(models.Model):
     # When nobody has moved the run on by then, the recovery task asks an executor to look again.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Times the recovery task re-requested it since it last moved: the next lease doubles each time.
-    recoveries = models.PositiveIntegerField(default=0)
+    recoveries = models.PositiveIntegerField(null=True, blank=True)  # null = 0 (nullable: an expand step)
 
     class Meta:
         ordering = ("-created_at", "-id")

@@ -36,7 +36,7 @@ def runs_recover(limit: int = 500) -> int:
                 run.lease_expires_at = lease_until()
                 run.save(update_fields=["lease_expires_at", "updated_at"])
                 continue
-            run.recoveries += 1
+            run.recoveries = (run.recoveries or 0) + 1
             seconds = min(settings.EXECUTOR_LEASE_SECONDS * 2**run.recoveries, MAX_RECOVERY_LEASE_SECONDS)
             run.lease_expires_at = lease_until(seconds)
             run.save(update_fields=["lease_expires_at", "recoveries", "updated_at"])
