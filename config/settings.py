@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "agents",
     "workflows",
     "runs",
+    "webhooks",
     "demo",
 ]
 
@@ -268,6 +269,15 @@ RUN_RECOVERY_SECONDS = env_int("RUN_RECOVERY_SECONDS", 30, minimum=1)
 # Bridge: agent calls in flight at once per bridge process.
 BRIDGE_MAX_IN_FLIGHT = env_int("BRIDGE_MAX_IN_FLIGHT", 100, minimum=1)
 
+# Webhooks: each attempt's time limit, how much of a response is kept, whether URLs may point at
+# loopback / private / link-local addresses (off: users could make the server call its own network),
+# how often due retries are swept, and how many requests one worker task has in flight.
+WEBHOOK_TIMEOUT_SECONDS = env_int("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+WEBHOOK_RESPONSE_LIMIT_BYTES = env_int("WEBHOOK_RESPONSE_LIMIT_BYTES", 4096, minimum=0, maximum=1_048_576)
+WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
+WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 5, minimum=1)
+WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 32, minimum=1, maximum=200)
+
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport (no server needed).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 CELERY_DATA_DIR = Path(env_str("CELERY_DATA_DIR", str(DATA_DIR / "celery")))
@@ -288,6 +298,7 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "core.tasks.outbox_sweep", "schedule": float(OUTBOX_SWEEP_SECONDS)},
     "run-recovery": {"task": "runs.tasks.runs_recover", "schedule": float(RUN_RECOVERY_SECONDS)},
     "audit-purge": {"task": "audit.tasks.audit_purge_old", "schedule": 24 * 3600.0},
+    "webhook-deliveries": {"task": "webhooks.tasks.webhook_deliveries_sweep", "schedule": float(WEBHOOK_SWEEP_SECONDS)},
 }
 
 # Registered as an agent by `manage.py quickstart` when set (the one-command system sets it).

@@ -13,3 +13,6 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") == "1
 
 if not REDIS_URL:  # noqa: F405 - tests in one process; no cache files shared between parallel test workers
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# Test receivers listen on 127.0.0.1; tests/webhooks turn the address guard back on where they test it.
+WEBHOOK_ALLOW_PRIVATE_URLS = True

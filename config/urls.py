@@ -9,6 +9,7 @@ api_v1 = [
     path("", include("agents.api.urls")),
     path("", include("workflows.api.urls")),
     path("", include("runs.api.urls")),
+    path("", include("webhooks.api.urls")),
     path("", include("audit.api.urls")),
 ]
 

@@ -13,11 +13,13 @@ from runs.models import Run
 from runs.services import run_execute
 from tests.conftest import ROLES
 from tests.factories import AgentFactory
+from webhooks.services import webhook_create, webhook_test
 from workflows.services import workflow_create
 
 pytestmark = pytest.mark.django_db
 
 AGENT_BODY = {"name": "matrix-agent", "url": "http://127.0.0.1:1/"}
+WEBHOOK_BODY = {"url": "http://127.0.0.1:1/hook", "event_types": ["run.*"]}
 WORKFLOW_BODY = {
     "name": "matrix-workflow",
     "start_step": "only",
@@ -54,6 +56,16 @@ MATRIX = [
     ("get", "/api/v1/runs/{id}/logs", Role.VIEWER, None, 200),
     ("post", "/api/v1/runs/{id}/retry", Role.OPERATOR, None, 202),
     ("post", "/api/v1/runs/{id}/cancel", Role.OPERATOR, {}, 200),
+    ("get", "/api/v1/webhooks", Role.ADMIN, None, 200),
+    ("post", "/api/v1/webhooks", Role.ADMIN, WEBHOOK_BODY, 201),
+    ("get", "/api/v1/webhooks/{id}", Role.ADMIN, None, 200),
+    ("put", "/api/v1/webhooks/{id}", Role.ADMIN, WEBHOOK_BODY, 200),
+    ("patch", "/api/v1/webhooks/{id}", Role.ADMIN, {"description": "x"}, 200),
+    ("delete", "/api/v1/webhooks/{id}", Role.ADMIN, None, 204),
+    ("post", "/api/v1/webhooks/{id}/rotate-secret", Role.ADMIN, None, 200),
+    ("post", "/api/v1/webhooks/{id}/test", Role.ADMIN, None, 202),
+    ("get", "/api/v1/webhooks/{id}/deliveries", Role.ADMIN, None, 200),
+    ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", Role.ADMIN, None, 202),
     ("get", "/api/v1/audit-logs", Role.ADMIN, None, 200),
     ("get", "/api/v1/audit-logs/{id}", Role.ADMIN, None, 200),
 ]
@@ -76,6 +88,10 @@ def resolve(path, client):
         if path.endswith("/retry"):
             Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
         return path.replace("{id}", str(run.id))
+    if path.startswith("/api/v1/webhooks"):
+        endpoint = webhook_create(user=None, data=WEBHOOK_BODY)
+        delivery = webhook_test(endpoint=endpoint, user=None)  # queued; sent only after a commit
+        return path.replace("{id}", str(endpoint.id)).replace("{delivery_id}", str(delivery.id))
     if path.startswith("/api/v1/audit-logs"):
         event = AuditEvent.objects.create(action="test.event", resource_type="test", resource_id="1")
         return path.replace("{id}", str(event.id))
