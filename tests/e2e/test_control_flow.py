@@ -23,6 +23,7 @@ DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("DATABASE_URL", "").s
 def system(request, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"control-flow-{request.param}")
     extra = {"DATABASE_URL": f"sqlite:///{tmp / 'system.sqlite3'}"} if request.param == "sqlite" else {}
+    extra["WEBHOOK_ALLOW_PRIVATE_URLS"] = "1"  # the test receiver listens on 127.0.0.1
     system = System(tmp, extra_env=extra).start()
     try:
         for skill in DEMO_SKILLS:
@@ -227,3 +228,44 @@ def test_bad_input_at_run_time_fails_the_step_naming_the_cause_and_any_join_surv
     joined = system.run_wait(runs["any"])
     assert joined["status"] == "COMPLETED", joined["error_message"]
     assert joined["output_data"]["branch_status"]["good"] == "COMPLETED"
+
+
+def test_webhooks_are_delivered_by_the_real_worker_signed_and_in_order(system):
+    """The Celery worker of the running system sends them; the receiver verifies each with the
+    standardwebhooks package."""
+    from pytest_httpserver import HTTPServer
+    from standardwebhooks.webhooks import Webhook
+
+    receiver = HTTPServer(host="127.0.0.1", port=0, threaded=True)
+    receiver.expect_request("/hook", method="POST").respond_with_data("ok")
+    receiver.start()
+    try:
+        hook = system.api("POST", "/webhooks", {"url": receiver.url_for("/hook"), "event_types": ["run.*"]})
+        assert hook.status_code == 201, hook.text
+        secret = hook.json()["secret"]
+        definition = {
+            "name": f"hooked-{uuid.uuid4().hex[:6]}",
+            "start_step": "s1",
+            "steps": {"s1": {"id": "s1", "agent_name": "demo-echo", "input_mapping": {"x": 1}}},
+        }
+        wf = system.api("POST", "/workflows", definition).json()
+        run_id = execute(system, wf["id"], {})["id"]
+        assert system.run_wait(run_id)["status"] == "COMPLETED"
+
+        def bodies():
+            found = []
+            for request, _ in receiver.log:
+                body = request.get_data(as_text=True)
+                Webhook(secret).verify(body, dict(request.headers))  # raises when the signature is wrong
+                found.append(json.loads(body))
+            mine = [b for b in found if b["data"].get("id") == run_id]
+            return mine if len(mine) >= 3 else None
+
+        mine = wait_for(bodies, timeout=30, what="the run's webhooks")
+        assert [b["type"] for b in mine] == ["run.pending", "run.running", "run.completed"]
+        assert mine[-1]["data"]["status"] == "COMPLETED" and mine[-1]["timestamp"].endswith("Z")
+        deliveries = system.api("GET", f"/webhooks/{hook.json()['id']}/deliveries?run_id={run_id}").json()
+        assert {d["status"] for d in deliveries["items"]} == {"SUCCEEDED"} and deliveries["total"] == 3
+    finally:
+        receiver.clear()
+        receiver.stop()
