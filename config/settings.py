@@ -298,6 +298,7 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "core.tasks.outbox_sweep", "schedule": float(OUTBOX_SWEEP_SECONDS)},
     "run-recovery": {"task": "runs.tasks.runs_recover", "schedule": float(RUN_RECOVERY_SECONDS)},
     "audit-purge": {"task": "audit.tasks.audit_purge_old", "schedule": 24 * 3600.0},
+    "event-purge": {"task": "runs.tasks.events_purge_old", "schedule": 24 * 3600.0},
     "webhook-deliveries": {"task": "webhooks.tasks.webhook_deliveries_sweep", "schedule": float(WEBHOOK_SWEEP_SECONDS)},
 }
 
@@ -306,6 +307,9 @@ DEMO_AGENT_URL = env_str("DEMO_AGENT_URL") or None
 
 # Audit events older than this are purged; compliance needs at least 90 days.
 AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=90)
+# Events (and the webhook deliveries made from them) older than this are purged; at least a week, so
+# that webhook retries (about three days) always finish first.
+EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=7)
 
 # /metrics needs no credentials unless a token is set (then: Authorization: Bearer <token>).
 METRICS_TOKEN = env_str("METRICS_TOKEN") or None

@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
@@ -5,7 +7,7 @@ from django.utils import timezone
 
 from core.models import OutboxMessage
 from runs.choices import ACTIVE_RUN, LogLevel, LogSource
-from runs.models import Run
+from runs.models import Event, Run
 from runs.services import execution_request_enqueue, lease_until, run_log
 
 MAX_RECOVERY_LEASE_SECONDS = 3600
@@ -50,3 +52,17 @@ def runs_recover(limit: int = 500) -> int:
             execution_request_enqueue(run)
             recovered += 1
     return recovered
+
+
+@shared_task
+def events_purge_old(batch: int = 5000) -> int:
+    """Deletes events older than EVENT_RETENTION_DAYS (with the webhook deliveries made from them), a
+    batch at a time so no transaction grows with the table. Returns how many went."""
+    cutoff = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS)
+    total = 0
+    while True:
+        ids = list(Event.objects.filter(created_at__lt=cutoff).order_by("id").values_list("id", flat=True)[:batch])
+        if not ids:
+            return total
+        Event.objects.filter(id__in=ids).delete()
+        total += len(ids)

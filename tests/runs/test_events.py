@@ -86,3 +86,19 @@ def test_a_failing_sink_rolls_the_change_back(monkeypatch):
     with pytest.raises(RuntimeError):
         run_execute(workflow=workflow, input_data={"text": "x"}, user=None)
     assert not Event.objects.exists() and not workflow.runs.exists()
+
+
+def test_old_events_are_purged_in_batches_with_what_was_made_from_them(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from runs.tasks import events_purge_old
+
+    run = run_execute(workflow=workflow_with_agents("old"), input_data={"text": "x"}, user=None)
+    start(run)
+    old = timezone.now() - timedelta(days=settings.EVENT_RETENTION_DAYS + 1)
+    Event.objects.filter(type="run.pending").update(created_at=old)
+    kept = Event.objects.exclude(type="run.pending").count()
+    assert events_purge_old(batch=1) == 1
+    assert Event.objects.count() == kept and not Event.objects.filter(type="run.pending").exists()
