@@ -7,7 +7,6 @@ reads a few rows whatever the number of iterations. Children that finish at once
 earlier attempt, or failing at dispatch) are folded in on the spot, never reported upward twice.
 """
 
-from django.db.models import Q
 from django.utils import timezone
 
 from runs.choices import LogSource, StepStatus
@@ -46,9 +45,6 @@ class Blocks:
             block.save(update_fields=["progress"])
         return decided
 
-    def chain_start(self, first: str, *, scope: str, holder) -> Outcome:
-        return self.walk_chain(first, scope=scope, parent=holder)
-
     def latest_outputs(self, rows) -> dict:
         """{key: output} of the newest COMPLETED row per key, from (key, status, output, attempt) tuples."""
         best: dict = {}
@@ -78,7 +74,7 @@ class Blocks:
         limit = step.get("max_parallelism") or progress["total"]
         while progress["pending"] and progress["running"] < limit and not progress["error"]:
             child = progress["pending"].pop(0)
-            self.parallel_fold(block, self.chain_start(child, scope=block.scope, holder=block))
+            self.parallel_fold(block, self.walk_chain(child, scope=block.scope, parent=block))
         progress = block.progress
         if progress["error"]:
             self.cancel_below(block, f"Cancelled: another step of parallel step '{block.step_id}' failed")
@@ -130,7 +126,7 @@ class Blocks:
             self.skip(other, block)
         if not taken:
             return Outcome(COMPLETED, {**block.progress, "branch_output": None})
-        return self.conditional_settle(block, self.chain_start(taken, scope=block.scope, holder=block))
+        return self.conditional_settle(block, self.walk_chain(taken, scope=block.scope, parent=block))
 
     def conditional_child_done(self, block, step, child, outcome: Outcome) -> Outcome:
         return self.conditional_settle(block, outcome)
@@ -206,7 +202,7 @@ class Blocks:
             for slot in slots:
                 slot.parent = block
                 self.row_start(slot)
-                outcome = self.chain_start(config["loop_body"][0], scope=slot.scope, holder=slot)
+                outcome = self.walk_chain(config["loop_body"][0], scope=slot.scope, parent=slot)
                 if outcome.finished:
                     self.row_finish(slot, outcome)
                     self.loop_fold(block, slot, outcome)
@@ -269,7 +265,7 @@ class Blocks:
                 continue
             slot = self.new_row(block.step_id, scope=scope, parent=block, step_type=BRANCH, branch=name)
             self.row_start(slot, due_seconds=branch.get("timeout_seconds") or config.get("branch_timeout_seconds"))
-            outcome = self.chain_start(branch["steps"][0], scope=scope, holder=slot)
+            outcome = self.walk_chain(branch["steps"][0], scope=scope, parent=slot)
             if outcome.finished:
                 self.row_finish(slot, outcome)
                 self.fork_join_fold(block, name, outcome)
@@ -310,7 +306,7 @@ class Blocks:
                 f"(join_policy '{policy}'): {reasons}",
             )
         scopes = [branch_scope(block.scope, block.step_id, name) for name in step["fork_join_config"]["branches"]]
-        rows = self.run.steps.filter(Q(scope__in=scopes), step_id=block.step_id, step_type=BRANCH)
+        rows = self.run.steps.filter(scope__in=scopes, step_id=block.step_id, step_type=BRANCH)
         outputs = self.latest_outputs(rows.values_list("branch", "status", "output_data", "attempt"))
         output = {name: outputs[name] for name in step["fork_join_config"]["branches"] if name in outputs}
         return Outcome(COMPLETED, {**output, "branch_status": dict(statuses)})
