@@ -3,6 +3,7 @@ request) and a raw TCP server for receivers that misbehave below HTTP."""
 
 import contextlib
 import json
+import re
 import socket
 import threading
 
@@ -65,6 +66,25 @@ def received(httpserver, secret: str | None = None) -> list[dict]:
             Webhook(secret).verify(request.get_data(), dict(request.headers))
         bodies.append(json.loads(request.get_data()))
     return bodies
+
+
+def read_request(conn) -> bytes:
+    """Reads one whole request (headers and Content-Length body): closing with bytes still unread
+    makes the kernel answer with a reset instead of a clean hang-up, which is a different error."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    match = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    while match and len(body) < int(match.group(1)):
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 class RawServer:

@@ -11,7 +11,7 @@ from werkzeug.wrappers import Response
 
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents
-from tests.webhooks.conftest import endpoint, sweep_due
+from tests.webhooks.conftest import endpoint, read_request, sweep_due
 from webhooks.choices import DeliveryStatus
 from webhooks.dispatch import _claim
 from webhooks.models import Delivery
@@ -53,7 +53,7 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(raw
     settings.WEBHOOK_TIMEOUT_SECONDS = 1
 
     def trickle(conn):
-        conn.recv(65536)
+        read_request(conn)
         for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 100:
             conn.sendall(bytes([byte]))
             time.sleep(0.1)
@@ -68,7 +68,7 @@ def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_at_the_deadline(raw
 
 
 def test_a_receiver_that_hangs_up_is_retried(raw_server, deliver):
-    server = raw_server(lambda conn: conn.recv(65536))  # reads the request, closes without a word
+    server = raw_server(read_request)  # reads the request, closes without a word
     endpoint(server.url, ["run.pending"])
     one_event(deliver)
     delivery = Delivery.objects.get()
