@@ -250,6 +250,13 @@ KAFKA_SESSION_TIMEOUT_MS = env_int("KAFKA_SESSION_TIMEOUT_MS", 10_000, minimum=1
 KAFKA_FETCH_MAX_WAIT_MS = env_int("KAFKA_FETCH_MAX_WAIT_MS", 100, minimum=1)
 # How long the API, the relay and the executor wait for the broker before giving up on a send.
 KAFKA_SEND_TIMEOUT_SECONDS = env_int("KAFKA_SEND_TIMEOUT_SECONDS", 10, minimum=1)
+# The largest message we send (the producer's max_request_size, our topics' max.message.bytes): above
+# the API's body limit, so any accepted input fits in its execution request. A message that is still
+# too large fails its step or run with that reason. Apache Kafka brokers need message.max.bytes as large.
+KAFKA_MAX_MESSAGE_BYTES = env_int("KAFKA_MAX_MESSAGE_BYTES", 8_388_608, minimum=65_536)
+# How often the executor and the bridge check whether the broker lost its messages (it restarted
+# empty): the logs' ends moved back. The executor then sends the work in flight again.
+KAFKA_LOSS_CHECK_SECONDS = env_int("KAFKA_LOSS_CHECK_SECONDS", 1, minimum=1)
 
 # Outbox: rows the relay could not send are retried with backoff up to this delay.
 OUTBOX_MAX_BACKOFF_SECONDS = env_int("OUTBOX_MAX_BACKOFF_SECONDS", 300, minimum=1)

@@ -12,12 +12,13 @@ from datetime import UTC, datetime
 from django.conf import settings
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
-from kafka.structs import OffsetAndMetadata
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.structs import OffsetAndMetadata, TopicPartition
 
 log = logging.getLogger(__name__)
 
 _producer = None
+LOSS_CHECK_TIMEOUT_MS = 2000
 _producer_lock = threading.Lock()
 
 
@@ -69,6 +70,7 @@ def producer() -> KafkaProducer:
                 delivery_timeout_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000 * 3,
                 max_block_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000,
                 request_timeout_ms=settings.KAFKA_SEND_TIMEOUT_SECONDS * 1000,
+                max_request_size=settings.KAFKA_MAX_MESSAGE_BYTES,
                 key_serializer=lambda key: key.encode(),
                 value_serializer=encode,
             )
@@ -98,6 +100,8 @@ def consumer(*topics: str, group_id: str) -> KafkaConsumer:
         session_timeout_ms=settings.KAFKA_SESSION_TIMEOUT_MS,
         heartbeat_interval_ms=max(settings.KAFKA_SESSION_TIMEOUT_MS // 5, 100),
         fetch_max_wait_ms=settings.KAFKA_FETCH_MAX_WAIT_MS,
+        # One message may be as large as we allow producers to send.
+        max_partition_fetch_bytes=max(settings.KAFKA_MAX_MESSAGE_BYTES, 1_048_576),
         # Notice new partitions (a topic re-created with another count) within seconds, not minutes.
         metadata_max_age_ms=30_000,
         key_deserializer=lambda key: key.decode("utf-8", "replace") if key is not None else None,
@@ -112,7 +116,8 @@ def topics_ensure(topics: list[str]) -> None:
         missing = [t for t in topics if t not in existing]
         for topic in missing:
             try:
-                admin.create_topics([NewTopic(topic, settings.KAFKA_TOPIC_PARTITIONS, 1)])
+                config = {"max.message.bytes": str(settings.KAFKA_MAX_MESSAGE_BYTES)}
+                admin.create_topics([NewTopic(topic, settings.KAFKA_TOPIC_PARTITIONS, 1, topic_configs=config)])
             except TopicAlreadyExistsError:
                 pass  # another process created it in between
             except KafkaError as exc:
@@ -121,23 +126,39 @@ def topics_ensure(topics: list[str]) -> None:
         admin.close()
 
 
-def positions_repair(consumer: KafkaConsumer, seen_ends: dict) -> list:
-    """Rewinds partitions whose log shrank under us: the broker came back without its data (the
-    embedded broker keeps messages in memory), and reading on from the old position would wait
-    forever. A log's end never moves back otherwise, so that is the signal; `seen_ends` is the
-    caller's memory of the ends seen last time. Returns the partitions rewound."""
-    assigned = list(consumer.assignment())
-    if not assigned:
-        return []
-    ends = consumer.end_offsets(assigned)
-    lost = [
-        tp for tp in assigned if tp in ends and ends[tp] < seen_ends.get(tp, 0) and consumer.position(tp) > ends[tp]
-    ]
-    seen_ends.update(ends)
-    if lost:
-        log.warning("rewinding %s: the broker lost its messages (restarted empty?)", lost)
-        consumer.seek_to_beginning(*lost)
-    return lost
+class LossWatch:
+    """Notices that the broker lost its messages: it came back empty (the embedded broker keeps them
+    in memory). A log's end never moves back otherwise, so an end below one seen earlier is the
+    signal. Watches `topics` (those the process reads and those it writes), and rewinds the consumer's
+    own partitions whose position is past the new end, which reading on would wait at forever."""
+
+    def __init__(self, topics):
+        self.topics = list(topics)
+        self.ends: dict = {}
+        self.checked = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() - self.checked >= settings.KAFKA_LOSS_CHECK_SECONDS
+
+    def check(self, consumer: KafkaConsumer) -> list:
+        """The partitions whose messages were lost since the last check (empty: nothing was)."""
+        self.checked = time.monotonic()
+        partitions = [TopicPartition(t, p) for t in self.topics for p in consumer.partitions_for_topic(t) or ()]
+        if not partitions:
+            return []
+        try:
+            ends = consumer.end_offsets(partitions, timeout_ms=LOSS_CHECK_TIMEOUT_MS)
+        except KafkaTimeoutError:
+            return []  # the broker is away or a partition is not there yet: the next check sees
+        lost = [tp for tp, end in ends.items() if end < self.ends.get(tp, 0)]
+        self.ends.update(ends)
+        if lost:
+            log.warning("the broker lost the messages of %s (restarted empty?)", sorted(lost))
+            assigned = consumer.assignment()
+            behind = [tp for tp in lost if tp in assigned and consumer.position(tp) > ends[tp]]
+            if behind:
+                consumer.seek_to_beginning(*behind)
+        return lost
 
 
 def consumer_connect(*topics: str, group_id: str, stopping, also_create=()) -> KafkaConsumer | None:

@@ -132,8 +132,7 @@ class Bridge:
         self.poller = ThreadPoolExecutor(1, thread_name_prefix="bridge-kafka")
         self.db = ThreadPoolExecutor(8, thread_name_prefix="bridge-db")
         self.semaphore = asyncio.Semaphore(settings.BRIDGE_MAX_IN_FLIGHT)
-        self.last_repair = 0.0
-        self.seen_ends: dict = {}
+        self.loss = kafka.LossWatch([settings.KAFKA_TASKS_TOPIC, settings.KAFKA_RESULTS_TOPIC])
 
     def stop(self, *args) -> None:
         self.stopping = True
@@ -200,9 +199,8 @@ class Bridge:
         else:
             self.consumer.resume(*self.consumer.paused())
         records = self.consumer.poll(timeout_ms=200, max_records=settings.BRIDGE_MAX_IN_FLIGHT)
-        if time.monotonic() - self.last_repair > 2:
-            kafka.positions_repair(self.consumer, self.seen_ends)
-            self.last_repair = time.monotonic()
+        if self.loss.due():
+            self.loss.check(self.consumer)  # rewinds what the broker lost; the executor sends it again
         self.tracker.forget(self.consumer.assignment())
         offsets = self.tracker.committable()
         if offsets:

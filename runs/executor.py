@@ -5,28 +5,26 @@ go through the outbox and are sent right after the commit, and the Kafka offsets
 only after that. A crash anywhere means redelivery, and every handler is idempotent.
 """
 
-import contextlib
 import logging
 import signal
 import time
-import uuid
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, transaction
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 from django.utils import timezone
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from core import kafka
 from core.db import connections_refresh, storable
-from core.models import OutboxMessage
-from core.outbox import outbox_collect, outbox_relay
+from core.outbox import outbox_relay
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, CANCELLABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
 from runs.decider import Decider
-from runs.events import events_collect, events_flush
-from runs.models import Run, RunLog, StepExecution
-from runs.services import run_log, run_logs_collect, run_transition, steps_cancel
+from runs.models import StepExecution
+from runs.resend import inflight_resend
+from runs.services import run_log, run_transition, steps_cancel
+from runs.work import locked_run, unit_of_work
 
 log = logging.getLogger(__name__)
 SOURCE = LogSource.EXECUTOR
@@ -34,30 +32,8 @@ OVERDUE_FAILURES = "executor:overdue-failures:"
 OVERDUE_MAX_FAILURES = 3
 
 
-@contextlib.contextmanager
-def unit_of_work(sent: list):
-    """One transaction whose run logs and outbox rows are inserted in bulk at its end; the rows to
-    relay after the commit are added to `sent`."""
-    with outbox_collect() as collected, run_logs_collect() as logs, events_collect() as events:
-        with transaction.atomic():
-            yield
-            RunLog.objects.bulk_create(logs)
-            events_flush(events)  # before the outbox: a sink may queue messages of its own
-            OutboxMessage.objects.bulk_create(collected)
-    sent.extend(collected)
-
-
-def _locked_run(run_id) -> Run | None:
-    try:
-        run_id = uuid.UUID(str(run_id))
-    except ValueError:
-        return None
-    # The input and output can be large (a loop's collection); read only when a reference asks.
-    return Run.objects.select_for_update().defer("input_data", "output_data").filter(pk=run_id).first()
-
-
 def execution_request_handle(message: dict) -> None:
-    run = _locked_run(message.get("run_id"))
+    run = locked_run(message.get("run_id"))
     if run is None:
         log.warning("execution request for unknown run %s ignored", message.get("run_id"))
         return
@@ -76,7 +52,7 @@ def execution_request_handle(message: dict) -> None:
 
 
 def cancellation_request_handle(message: dict) -> None:
-    run = _locked_run(message.get("run_id"))
+    run = locked_run(message.get("run_id"))
     if run is None or run.status not in CANCELLABLE_RUN:
         return  # the API cancels in its own transaction; this request only matters to older producers
     attempt = message.get("attempt")
@@ -92,7 +68,7 @@ def cancellation_request_handle(message: dict) -> None:
 def agent_result_handle(message: dict) -> None:
     correlation_id = message.get("correlation_id")
     # The run id in the message saves a lookup; the correlation id decides which step it is.
-    run = _locked_run(message.get("run_id")) if correlation_id else None
+    run = locked_run(message.get("run_id")) if correlation_id else None
     # With the rows it runs in (a loop iteration and its loop): the decision needs them next.
     rows = run.steps.select_related("parent__parent") if run is not None else None
     execution = rows.filter(correlation_id=correlation_id).first() if rows is not None else None
@@ -125,7 +101,7 @@ def overdue_handle(sent: list, limit: int = 100) -> int:
     for run_id in run_ids:
         try:
             with unit_of_work(sent):
-                run = _locked_run(run_id)
+                run = locked_run(run_id)
                 if run is not None and run.status == RunStatus.RUNNING:
                     Decider(run).overdue_handle(now)
             cache.delete(f"{OVERDUE_FAILURES}{run_id}")
@@ -146,7 +122,7 @@ def run_give_up(run_id, exc: Exception, sent: list) -> None:
     if failures < OVERDUE_MAX_FAILURES:
         return
     with unit_of_work(sent):
-        run = _locked_run(run_id)
+        run = locked_run(run_id)
         if run is not None and run.status == RunStatus.RUNNING:
             steps_cancel(run, reason="Run failed")
             error = f"The executor could not handle this run: {type(exc).__name__}: {exc}"
@@ -200,7 +176,8 @@ class Executor:
         self.stopping = False
         self.consumer = None
         self.last_tick = 0.0
-        self.seen_ends: dict = {}
+        self.resend_due = False
+        self.loss = kafka.LossWatch([*self.handlers, settings.KAFKA_TASKS_TOPIC])
         self.last_offsets: dict = {}
         self.transient_failures: dict = {}
 
@@ -229,6 +206,18 @@ class Executor:
         sent: list = []
         overdue_handle(sent)
         outbox_relay(sent)
+
+    def loss_check(self) -> None:
+        """When the broker lost its messages, the work in flight is sent again at once, rather than
+        waiting for step deadlines and run leases."""
+        try:
+            if self.loss.check(self.consumer):
+                self.resend_due = True
+            if self.resend_due:
+                inflight_resend()
+                self.resend_due = False  # kept until it went through: the database may be away too
+        except Exception:  # noqa: BLE001 - broker or database trouble: the next check tries again
+            log.exception("checking the broker for lost messages failed")
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=200)
@@ -286,10 +275,11 @@ class Executor:
                     log.warning("Kafka error (%s); retrying in a second", exc)
                     time.sleep(1)
                     continue
+                if self.loss.due():
+                    self.loss_check()
                 if time.monotonic() - self.last_tick >= settings.EXECUTOR_TICK_SECONDS:
                     try:
                         self.tick()
-                        kafka.positions_repair(self.consumer, self.seen_ends)
                     except Exception:  # noqa: BLE001 - database or broker trouble: the next tick tries again
                         log.exception("periodic check failed")
                 if once and not handled and self.consumer.assignment():

@@ -1,0 +1,65 @@
+"""What the executor sends again when the broker lost its messages (it restarted empty).
+
+The messages in flight were: execution requests of PENDING runs, and agent tasks of RUNNING steps
+(or their results, on their way back). Each is sent again under its run's lock, as it was: the same
+task and correlation ids and deadline, so a result that does arrive twice is ignored the second
+time. A completed step is never sent again; an agent call that was in flight may be made once more.
+"""
+
+import logging
+
+from django.conf import settings
+from django.core.cache import cache
+
+from core.outbox import outbox_enqueue, outbox_relay
+from runs import messages
+from runs.choices import LogSource, RunStatus, StepStatus
+from runs.models import Run
+from runs.services import execution_request_enqueue, run_log
+from runs.work import locked_run, unit_of_work
+
+log = logging.getLogger(__name__)
+RESEND_LOCK = "executor:inflight-resend"
+RESEND_LOCK_SECONDS = 10  # several executors notice the same loss: one of them sends the work again
+BATCH = 500
+
+
+def inflight_resend() -> int:
+    """Sends again the work in flight of every active run. Returns how many messages went out."""
+    if not cache.add(RESEND_LOCK, True, timeout=RESEND_LOCK_SECONDS):
+        return 0
+    total, sent = 0, []
+    active = Run.objects.filter(status__in=(RunStatus.PENDING, RunStatus.RUNNING)).order_by("pk")
+    for run_id in active.values_list("pk", flat=True).iterator(chunk_size=BATCH):
+        with unit_of_work(sent):
+            run = locked_run(run_id)
+            if run is not None:
+                run_resend(run)
+        if len(sent) >= BATCH:
+            total += outbox_relay(sent)
+            sent = []
+    total += outbox_relay(sent)
+    log.warning("the broker lost its messages: %d message(s) of runs in flight sent again", total)
+    return total
+
+
+def run_resend(run: Run) -> None:
+    if run.status == RunStatus.PENDING:
+        execution_request_enqueue(run)
+        return
+    if run.status != RunStatus.RUNNING:
+        return
+    steps = run.steps.filter(status=StepStatus.RUNNING, step_type="agent", correlation_id__isnull=False)
+    resent = []
+    for execution in steps:
+        retry = (run.plan.get("steps") or {}).get(execution.step_id, {}).get("retry")
+        task = messages.agent_task(run, execution, retry=retry)
+        outbox_enqueue(topic=settings.KAFKA_TASKS_TOPIC, key=str(run.id), payload=task)
+        resent.append(execution.step_id)
+    if resent:
+        run_log(
+            run,
+            "The broker lost its messages; the tasks of the running steps were sent again",
+            source=LogSource.EXECUTOR,
+            data={"steps": resent},
+        )

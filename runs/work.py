@@ -1,0 +1,36 @@
+"""The executor's unit of work: one transaction under a run's row lock, whose run logs, events and
+outbox rows are written in bulk at its end and whose messages are relayed right after the commit."""
+
+import contextlib
+import uuid
+
+from django.db import transaction
+
+from core.models import OutboxMessage
+from core.outbox import outbox_collect
+from runs.events import events_collect, events_flush
+from runs.models import Run, RunLog
+from runs.services import run_logs_collect
+
+
+@contextlib.contextmanager
+def unit_of_work(sent: list):
+    """One transaction whose run logs and outbox rows are inserted in bulk at its end; the rows to
+    relay after the commit are added to `sent`."""
+    with outbox_collect() as collected, run_logs_collect() as logs, events_collect() as events:
+        with transaction.atomic():
+            yield
+            RunLog.objects.bulk_create(logs)
+            events_flush(events)  # before the outbox: a sink may queue messages of its own
+            OutboxMessage.objects.bulk_create(collected)
+    sent.extend(collected)
+
+
+def locked_run(run_id) -> Run | None:
+    """The run, locked for the rest of the transaction; None for an id that is not a run's."""
+    try:
+        run_id = uuid.UUID(str(run_id))
+    except ValueError:
+        return None
+    # The input and output can be large (a loop's collection); read only when a reference asks.
+    return Run.objects.select_for_update().defer("input_data", "output_data").filter(pk=run_id).first()
