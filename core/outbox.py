@@ -7,6 +7,7 @@ could not be sent stay pending and `outbox_sweep` (Celery beat) retries them wit
 
 import contextvars
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 
 from celery import shared_task
@@ -36,6 +37,10 @@ SENT_RETENTION = timedelta(days=1)
 RELAY_REQUESTED = "outbox:relay-requested"
 RELAY_REQUEST_TTL = 2  # seconds; should a queued relay be lost, the next commit asks again after this
 
+# topic -> what to do when a message to it is dead: the layer that wrote it knows what it meant
+# (runs fail the step whose task never went); registered in the apps' ready().
+_dead_handlers: dict[str, Callable[[OutboxMessage, str], None]] = {}
+
 _collector: contextvars.ContextVar[list | None] = contextvars.ContextVar("outbox_collector", default=None)
 
 
@@ -43,6 +48,22 @@ def outbox_collect():
     """Inside this block, enqueued messages are gathered, unsaved, for the caller to insert in one go
     (`OutboxMessage.objects.bulk_create`) before its commit and to relay itself after it."""
     return collecting(_collector)
+
+
+def outbox_on_dead(topic: str, handler: Callable[[OutboxMessage, str], None]) -> None:
+    """Calls `handler(message, error)` after the commit that marks a message to `topic` dead, so
+    what waits for it ends with the reason instead of waiting for a deadline."""
+    _dead_handlers[topic] = handler
+
+
+def _dead_handle(message: OutboxMessage, error: str) -> None:
+    handler = _dead_handlers.get(message.topic)
+    if handler is None:
+        return
+    try:
+        handler(message, error)
+    except Exception:  # noqa: BLE001 - the row stays dead and visible; deadlines still end its run
+        log.exception("outbox: the handler of dead message %s to %s failed", message.id, message.topic)
 
 
 def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:
@@ -111,6 +132,7 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
         error = f"{type(exc).__name__}: {exc}"
         failed = [m for m in messages if m.id not in hopeless]
     now = timezone.now()
+    dead_rows: list[OutboxMessage] = []
     if sent:
         OutboxMessage.objects.filter(id__in=sent).update(sent_at=now, attempts=F("attempts") + 1, last_error="")
     for message in failed:
@@ -125,9 +147,13 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
         )
         if dead:
             log.error("outbox: message %s to %s is dead: %s", message.id, message.topic, errors.get(message.id, error))
+            dead_rows.append(message)
     if failed:
         kafka.producer_reset()  # start the next attempt from a fresh connection
-        log.warning("outbox: %d message(s) not sent, will retry: %s", len(failed), error)
+    if len(failed) > len(dead_rows):
+        log.warning("outbox: %d message(s) not sent, will retry: %s", len(failed) - len(dead_rows), error)
+    for message in dead_rows:
+        _dead_handle(message, errors.get(message.id, error))
     return len(sent)
 
 

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import httpx
 from django.conf import settings
 from django.db.models import Subquery
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from agents.a2a import AgentCall, CallResult, call_agent
 from agents.card import auth_headers
@@ -124,6 +124,16 @@ def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:
     )
 
 
+def too_large(message: dict, exc: Exception) -> dict:
+    """The FAILURE result sent instead of an answer Kafka does not take."""
+    size = len(kafka.encode(message))
+    error = (
+        f"The agent's answer is too large to send over Kafka ({size} bytes; KAFKA_MAX_MESSAGE_BYTES is "
+        f"{settings.KAFKA_MAX_MESSAGE_BYTES}): {type(exc).__name__}"
+    )
+    return {**message, "status": "FAILURE", "output_data": None, "error_message": error}
+
+
 class Bridge:
     def __init__(self):
         self.stopping = False
@@ -185,6 +195,10 @@ class Bridge:
                 future = kafka.producer().send(settings.KAFKA_RESULTS_TOPIC, key=str(message["run_id"]), value=message)
                 await loop.run_in_executor(self.db, future.get, settings.KAFKA_SEND_TIMEOUT_SECONDS)
                 return
+            except MessageSizeTooLargeError as exc:
+                if message.get("status") != "SUCCESS":
+                    raise  # even the failure does not fit: the step's deadline ends it
+                message = too_large(message, exc)  # the step learns why, and the slot is freed
             except Exception as exc:  # noqa: BLE001 - broker down or restarting
                 if self.stopping and attempt >= 2:
                     raise
