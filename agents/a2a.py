@@ -7,7 +7,11 @@ picking per agent, while an sdk client speaks one version. The agent card says w
 speaks; with no card we assume 0.3, which is what the older bridge sent.
 
 `call_agent` never raises for agent or network problems: it returns a `CallResult` whose `error` says
-what went wrong (HTTP status, not JSON, not JSON-RPC, JSON-RPC error, failed task, timeout, unreachable).
+what went wrong (HTTP status, not JSON, not JSON-RPC, JSON-RPC error, failed task, timeout, unreachable,
+too large).
+
+Answers are streamed and read only up to a limit (AGENT_RESPONSE_MAX_BYTES, cards CARD_MAX_BYTES): an agent
+that answers 50 MB, or without end, must not cost the bridge that much memory.
 """
 
 import asyncio
@@ -18,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from django.conf import settings
 
-from agents.card import card_urls
+from agents.card import CARD_MAX_BYTES, card_urls
 from agents.policy import retry_delay
 
 PROTOCOL_03 = "0.3"
@@ -29,6 +34,8 @@ CARD_FETCH_TIMEOUT = 5.0
 # A connect timeout shorter than the budget lets a dropped SYN be retried instead of eating the whole call.
 CONNECT_TIMEOUT = 5.0
 SNIPPET_CHARS = 200
+# Of an error answer (HTTP 3xx-5xx) only a snippet is kept, so only its start is read.
+ERROR_BODY_BYTES = 65_536
 
 # url -> (protocol, monotonic expiry)
 _protocol_cache: dict[str, tuple[str, float]] = {}
@@ -44,6 +51,7 @@ class AgentCall:
     max_delay_ms: int = 30000
     backoff_multiplier: float = 2.0
     protocol: str | None = None  # "0.3" | "1.0" | None = discover from the agent card
+    max_response_bytes: int | None = None  # None = settings.AGENT_RESPONSE_MAX_BYTES
 
 
 @dataclass
@@ -149,16 +157,20 @@ async def _fetch_protocol(client, url, headers, remaining) -> tuple[str, bool]:
     """(protocol, definite): a network error or server error is not cached, so the next call asks again."""
     for card_url in card_urls(url):
         timeout = CARD_FETCH_TIMEOUT if remaining is None else max(min(remaining(), CARD_FETCH_TIMEOUT), 0.001)
+        request_headers = {"Accept": "application/json", **headers}
         try:
-            response = await client.get(card_url, headers={"Accept": "application/json", **headers}, timeout=timeout)
+            async with client.stream("GET", card_url, headers=request_headers, timeout=timeout) as response:
+                if response.status_code >= 500:
+                    return PROTOCOL_03, False
+                if response.status_code != 200:
+                    continue
+                body = await read_limited(response, CARD_MAX_BYTES)
         except httpx.HTTPError:
             return PROTOCOL_03, False
-        if response.status_code >= 500:
-            return PROTOCOL_03, False
-        if response.status_code != 200:
+        if body is None:  # larger than any real card: ignored like a missing one
             continue
         try:
-            card = response.json()
+            card = json.loads(body)
         except ValueError:
             continue
         if isinstance(card, dict):
@@ -226,8 +238,10 @@ async def _attempt(client, call: AgentCall, protocol, input_data, headers, task_
     left = max(remaining(), 0.001)
     # The read timeout is left loose on purpose: the call's own deadline (asyncio.timeout) is what ends a slow call.
     timeout = httpx.Timeout(left + 1, connect=min(left, CONNECT_TIMEOUT))
+    limit = call.max_response_bytes or settings.AGENT_RESPONSE_MAX_BYTES
     try:
-        response = await client.post(call.url, json=body, headers=headers, timeout=timeout)
+        async with client.stream("POST", call.url, json=body, headers=headers, timeout=timeout) as response:
+            return await _read_answer(response, limit)
     except httpx.TimeoutException as exc:
         if isinstance(exc, httpx.ConnectTimeout):
             return _Outcome(error=f"Could not reach agent at {call.url}: ConnectTimeout", retryable=True)
@@ -236,7 +250,48 @@ async def _attempt(client, call: AgentCall, protocol, input_data, headers, task_
         return _Outcome(error=_unreachable(call.url, exc), retryable=True)
     except (httpx.HTTPError, httpx.InvalidURL) as exc:
         return _Outcome(error=_unreachable(call.url, exc))
-    return parse_response(response)
+
+
+async def _read_answer(response: httpx.Response, limit: int) -> _Outcome:
+    """Reads the body up to `limit` bytes, then parses the whole response as before."""
+    if response.status_code >= 300:
+        # Only a snippet of an error answer is kept: read its start, and keep its status and retryability.
+        body = await read_limited(response, ERROR_BODY_BYTES, truncate=True)
+    elif _declared_length(response) > limit:
+        return _too_large(limit)
+    else:
+        body = await read_limited(response, limit)
+        if body is None:
+            return _too_large(limit)
+    # The body is decoded already: a copy without the encoding headers parses as a response read at once.
+    headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
+    return parse_response(httpx.Response(response.status_code, headers=headers, content=body, request=response.request))
+
+
+async def read_limited(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes | None:
+    """The (decoded) body, or None as soon as it passes `limit` bytes; with `truncate`, its first `limit` bytes."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        if size + len(chunk) > limit:
+            if not truncate:
+                return None
+            chunks.append(chunk[: limit - size])
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _declared_length(response: httpx.Response) -> int:
+    try:
+        return int(response.headers.get("content-length", ""))
+    except ValueError:
+        return -1
+
+
+def _too_large(limit: int) -> _Outcome:
+    # Not retried: the agent would most likely answer the same again.
+    return _Outcome(error=f"Agent's response is larger than the {limit}-byte limit (AGENT_RESPONSE_MAX_BYTES)")
 
 
 def _unreachable(url: str, exc: Exception) -> str:

@@ -13,7 +13,7 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     """Saves and deletes go through the services, so the admin writes the audit trail too and
     deleting is the same soft delete as in the API."""
 
-    list_display = ("name", "url", "status", "auth_type", "timeout_ms", "updated_at")
+    list_display = ("name", "url", "status", "auth_type", "timeout_ms", "max_concurrency", "updated_at")
     list_filter = ("status", "auth_type")
     search_fields = ("name", "url", "description")
     # Auth settings hold secrets and are validated as a whole: the API edits them, the admin shows them.
@@ -29,7 +29,7 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     )
     exclude = ("auth_config",)
     ordering = ("name",)
-    history_list_display = ("status", "url", "timeout_ms")
+    history_list_display = ("status", "url", "timeout_ms", "max_concurrency")
     # Django 6's default for a URL typed without a scheme, chosen now.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 

@@ -1,5 +1,6 @@
 """Fetching an agent's A2A agent card, with the agent's own auth and timeout."""
 
+import json
 import time
 from urllib.parse import urlsplit, urlunsplit
 
@@ -10,6 +11,8 @@ from agents.choices import AuthType
 from agents.models import Agent
 
 CARD_PATHS = ("/.well-known/agent-card.json", "/.well-known/agent.json")  # A2A 0.3+, then older
+# A card is a few KiB; reading more than this would only let an agent fill our memory.
+CARD_MAX_BYTES = 1_048_576
 
 
 def auth_headers(agent: Agent) -> dict[str, str]:
@@ -50,7 +53,8 @@ def agent_check_health(*, agent: Agent) -> dict:
         for url in card_urls(agent.url):
             result["card_url"] = url
             try:
-                response = client.get(url)
+                with client.stream("GET", url) as response:
+                    body = _read_card(response)
             except httpx.TimeoutException:
                 result["error"] = f"Timed out after {agent.timeout_ms} ms fetching {url}"
                 break
@@ -64,8 +68,11 @@ def agent_check_health(*, agent: Agent) -> dict:
             if response.status_code >= 400:
                 result["error"] = f"{url} answered HTTP {response.status_code}"
                 break
+            if body is None:
+                result["error"] = f"{url} answered more than {CARD_MAX_BYTES} bytes, which is no agent card"
+                break
             try:
-                card = response.json()
+                card = json.loads(body)
             except ValueError:
                 result["error"] = f"{url} did not return JSON"
                 break
@@ -76,3 +83,16 @@ def agent_check_health(*, agent: Agent) -> dict:
             break
     result["latency_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return result
+
+
+def _read_card(response: httpx.Response) -> bytes | None:
+    """The body of a 2xx answer, or None when it passes CARD_MAX_BYTES (read no further); b"" otherwise."""
+    if response.status_code >= 300:
+        return b""  # only the status is looked at
+    chunks, size = [], 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > CARD_MAX_BYTES:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,10 +1,13 @@
 import uuid
 
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
 from agents.choices import DEFAULT_RETRY_CONFIG, DEFAULT_TIMEOUT_MS, LIVE_STATUSES, AgentStatus, AuthType
+
+MAX_CONCURRENCY_LIMIT = 10_000
 
 
 def default_retry_config():
@@ -28,6 +31,13 @@ class Agent(models.Model):
     auth_config = models.JSONField(default=dict, blank=True)
     timeout_ms = models.PositiveIntegerField(default=DEFAULT_TIMEOUT_MS)
     retry_config = models.JSONField(default=default_retry_config)
+    # Null (unlimited) by default; enforced per bridge process (docs/execution.md, "Limits").
+    max_concurrency = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENCY_LIMIT)],
+        help_text="Calls to this agent in flight at once per bridge process; empty: no limit.",
+    )
     status = models.CharField(max_length=16, choices=AgentStatus.choices, default=AgentStatus.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

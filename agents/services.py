@@ -8,7 +8,17 @@ from agents.models import Agent
 from audit.services import audit_record, diff
 from core.errors import Conflict
 
-AUDITED_FIELDS = ("name", "url", "description", "auth_type", "auth_config", "timeout_ms", "retry_config", "status")
+AUDITED_FIELDS = (
+    "name",
+    "url",
+    "description",
+    "auth_type",
+    "auth_config",
+    "timeout_ms",
+    "retry_config",
+    "max_concurrency",
+    "status",
+)
 
 
 def _snapshot(agent: Agent) -> dict:

@@ -293,6 +293,11 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_DATA_DIR / "queue"),
         "data_folder_out": str(CELERY_DATA_DIR / "queue"),
+# Tasks held beyond those calls while they wait for an agent at its max_concurrency, so the bridge
+# keeps consuming tasks for the other agents (bounds the bridge's memory; their offsets wait too).
+BRIDGE_MAX_WAITING = env_int("BRIDGE_MAX_WAITING", 1000, minimum=0)
+# The most of one agent answer the bridge reads; a larger one fails the step (not retried).
+AGENT_RESPONSE_MAX_BYTES = env_int("AGENT_RESPONSE_MAX_BYTES", 4_194_304, minimum=1024)
         "processed_folder": str(CELERY_DATA_DIR / "processed"),
         "control_folder": str(CELERY_DATA_DIR / "control"),
         "store_processed": False,

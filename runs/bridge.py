@@ -1,9 +1,10 @@
 """The HTTP-Kafka bridge: agent tasks in, A2A calls out, agent results back.
 
-Calls run concurrently on one asyncio loop (at most BRIDGE_MAX_IN_FLIGHT at once); the Kafka
-consumer is polled from a worker thread. A task's offset is committed only once its result has
-been published, and never past a task still in flight (at-least-once: after a crash the
-executor may see a result twice, and ignores the second).
+Calls run concurrently on one asyncio loop (at most BRIDGE_MAX_IN_FLIGHT at once, and at most an
+agent's `max_concurrency` to that agent: tasks beyond it wait without a slot); the Kafka consumer is
+polled from a worker thread. A task's offset is committed only once its result has been published,
+and never past a task still in flight (at-least-once: after a crash the executor may see a result
+twice, and ignores the second).
 """
 
 import asyncio
@@ -30,6 +31,7 @@ from core import kafka
 from core.db import connections_refresh, storable
 from runs import messages
 from runs.choices import LogLevel, LogSource, StepStatus
+from runs.gates import AgentGates, Gate
 from runs.models import RunLog, StepExecution
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,7 @@ class Prepared:
     error: str | None = None  # why the call cannot be made: published as a FAILURE result
     skip: str | None = None  # why the task is dropped without a result: its step no longer waits for one
     known: bool = False  # our executor dispatched it, so the call is logged on the run
+    max_concurrency: int | None = None  # the agent's limit of calls at once in this process (None: no limit)
 
 
 def task_prepare(task: dict) -> Prepared:
@@ -94,7 +97,7 @@ def task_prepare(task: dict) -> Prepared:
         max_delay_ms=int(policy["max_delay_ms"]),
         backoff_multiplier=float(policy["backoff_multiplier"]),
     )
-    return Prepared(call=call, known=known)
+    return Prepared(call=call, known=known, max_concurrency=agent.max_concurrency)
 
 
 def result_message(task: dict, result: CallResult) -> dict:
@@ -142,6 +145,8 @@ class Bridge:
         self.poller = ThreadPoolExecutor(1, thread_name_prefix="bridge-kafka")
         self.db = ThreadPoolExecutor(8, thread_name_prefix="bridge-db")
         self.semaphore = asyncio.Semaphore(settings.BRIDGE_MAX_IN_FLIGHT)
+        self.gates = AgentGates()  # agents with a max_concurrency
+        self.waiting = 0  # tasks waiting for such an agent, holding no slot (read by poll())
         self.loss = kafka.LossWatch([settings.KAFKA_TASKS_TOPIC, settings.KAFKA_RESULTS_TOPIC])
 
     def stop(self, *args) -> None:
@@ -150,23 +155,30 @@ class Bridge:
     async def process(self, client: httpx.AsyncClient, partition, offset: int, task: dict) -> None:
         loop = asyncio.get_running_loop()
         published: list = []  # set by finish(): whether this task's result went out
+        name = str(task.get("agent_name") or "")
+        entered: Gate | None = None  # the agent's gate, once this task holds one of its turns
         try:
             async with self.semaphore:
                 prepared = await loop.run_in_executor(self.db, task_prepare, task)
-                if prepared.skip:
-                    log.info("task %s skipped: %s", task.get("task_id"), prepared.skip)
-                elif prepared.call is None:
-                    result = CallResult(ok=False, output=None, error=prepared.error, duration_ms=0, attempts=0)
-                    await self.finish(task, result, prepared, published)
-                else:
-                    result = await call_agent(
-                        client,
-                        prepared.call,
-                        task.get("input_data") or {},
-                        correlation_id=str(task.get("correlation_id")),
-                        task_id=str(task.get("task_id")),
-                    )
-                    await self.finish(task, result, prepared, published)
+                gate = self.gates.gate(name, prepared.max_concurrency) if prepared.call else None
+                if gate is None or gate.try_enter():
+                    entered = gate
+                    await self.handle(client, task, prepared, published)
+                    return
+            # The agent is at its max_concurrency: wait for a turn without holding a slot, so that
+            # one slow agent never takes every slot from the others.
+            if not await self.wait_turn(gate, task):
+                error = (
+                    f"The task was picked up after its deadline ({task.get('deadline')}); not called: agent "
+                    f"'{name}' was at its max_concurrency ({prepared.max_concurrency}) until then"
+                )
+                await self.handle(client, task, Prepared(error=error, known=prepared.known), published)
+                return
+            entered = gate
+            async with self.semaphore:
+                # Read again: the step may have been cancelled, or its deadline passed, while it waited.
+                prepared = await loop.run_in_executor(self.db, task_prepare, task)
+                await self.handle(client, task, prepared, published)
         except Exception as exc:  # noqa: BLE001 - whatever happened, the slot and the offset are released
             log.exception("task %s at offset %s failed in the bridge", task.get("task_id"), offset)
             if not published:
@@ -178,7 +190,39 @@ class Bridge:
                 except Exception:  # noqa: BLE001 - stopping with Kafka away: the step's deadline covers it
                     log.exception("could not publish the failure of task %s", task.get("task_id"))
         finally:
+            if entered is not None:
+                self.gates.leave(name, entered)
             self.tracker.done(partition, offset)
+
+    async def handle(self, client: httpx.AsyncClient, task: dict, prepared: Prepared, published: list) -> None:
+        """Drops the task, publishes why it cannot be called, or calls the agent and publishes its answer."""
+        if prepared.skip:
+            log.info("task %s skipped: %s", task.get("task_id"), prepared.skip)
+            return
+        if prepared.call is None:
+            result = CallResult(ok=False, output=None, error=prepared.error, duration_ms=0, attempts=0)
+        else:
+            result = await call_agent(
+                client,
+                prepared.call,
+                task.get("input_data") or {},
+                correlation_id=str(task.get("correlation_id")),
+                task_id=str(task.get("task_id")),
+            )
+        await self.finish(task, result, prepared, published)
+
+    async def wait_turn(self, gate: Gate, task: dict) -> bool:
+        """Waits for a turn at the agent's gate; False when the task's deadline comes first."""
+        left_ms = time_left_ms(task.get("deadline"))
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(None if left_ms is None else max(left_ms, 0) / 1000):
+                await gate.enter()
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.waiting -= 1
 
     async def finish(self, task: dict, result: CallResult, prepared: Prepared, published: list) -> None:
         await self.publish(result_message(task, result))
@@ -208,11 +252,16 @@ class Bridge:
 
     def poll(self) -> dict:
         assigned = self.consumer.assignment()
-        if self.tracker.count() >= settings.BRIDGE_MAX_IN_FLIGHT:
+        # Tasks waiting for an agent at its max_concurrency hold no slot: up to BRIDGE_MAX_WAITING of them
+        # are held on top of the slots, so tasks for the other agents keep coming in.
+        held = settings.BRIDGE_MAX_IN_FLIGHT + min(self.waiting, settings.BRIDGE_MAX_WAITING)
+        room = held - self.tracker.count()
+        if room <= 0:
             self.consumer.pause(*assigned)
         else:
             self.consumer.resume(*self.consumer.paused())
-        records = self.consumer.poll(timeout_ms=200, max_records=settings.BRIDGE_MAX_IN_FLIGHT)
+        batch = max(1, min(room, settings.BRIDGE_MAX_IN_FLIGHT))  # never more than there is room for
+        records = self.consumer.poll(timeout_ms=200, max_records=batch)
         if self.loss.due():
             self.loss.check(self.consumer)  # rewinds what the broker lost; the executor sends it again
         self.tracker.forget(self.consumer.assignment())

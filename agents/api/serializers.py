@@ -2,7 +2,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_sc
 from rest_framework import serializers
 
 from agents.choices import DEFAULT_RETRY_CONFIG, MASK, SECRET_AUTH_KEYS, AgentStatus, AuthType
-from agents.models import Agent
+from agents.models import MAX_CONCURRENCY_LIMIT, Agent
 from agents.policy import retry_policy
 from core.api.serializers import StrictModelSerializer, StrictSerializer, iso_datetime
 
@@ -56,6 +56,7 @@ _AGENT_EXAMPLE = {
     "auth_config": {"token": MASK},
     "timeout_ms": 30000,
     "retry_config": DEFAULT_RETRY_CONFIG,
+    "max_concurrency": None,
     "status": "active",
     "created_at": "2026-11-25T10:00:00Z",
     "updated_at": "2026-11-25T10:00:00Z",
@@ -77,6 +78,7 @@ _AGENT_EXAMPLE = {
                 "auth_config": {"token": "s3cr3t-token"},
                 "timeout_ms": 30000,
                 "retry_config": {"max_retries": 3, "initial_delay_ms": 1000},
+                "max_concurrency": 4,
             },
         ),
         OpenApiExample("Agent", response_only=True, value=_AGENT_EXAMPLE),
@@ -87,6 +89,16 @@ class AgentSerializer(StrictModelSerializer):
     auth_config = AuthConfigField(required=False)
     timeout_ms = serializers.IntegerField(min_value=1000, max_value=300_000, required=False)
     retry_config = RetryConfigSerializer(required=False)
+    max_concurrency = serializers.IntegerField(
+        min_value=1,
+        max_value=MAX_CONCURRENCY_LIMIT,
+        allow_null=True,
+        required=False,
+        help_text=(
+            "Calls to this agent in flight at once, per bridge process (N bridges allow N times as many); "
+            "further tasks wait for a turn. null (the default): no limit."
+        ),
+    )
     status = serializers.ChoiceField(
         choices=[AgentStatus.ACTIVE, AgentStatus.INACTIVE],
         required=False,
@@ -104,6 +116,7 @@ class AgentSerializer(StrictModelSerializer):
             "auth_config",
             "timeout_ms",
             "retry_config",
+            "max_concurrency",
             "status",
             "created_at",
             "updated_at",
@@ -127,6 +140,7 @@ class AgentSerializer(StrictModelSerializer):
             "auth_config": mask_auth_config(agent.auth_config),
             "timeout_ms": agent.timeout_ms,
             "retry_config": agent.retry_config,
+            "max_concurrency": agent.max_concurrency,
             "status": agent.status,
             "created_at": iso_datetime(agent.created_at),
             "updated_at": iso_datetime(agent.updated_at),

@@ -1,6 +1,11 @@
+import json
+
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 
 from agents.models import Agent
+from audit.models import AuditEvent
 from tests.factories import AgentFactory
 
 pytestmark = pytest.mark.django_db
@@ -247,3 +252,40 @@ def test_list_query_count_does_not_grow_with_rows(viewer, django_assert_max_num_
         assert viewer.get(URL, {"page_size": 50}).json()["total"] == 65
     with django_assert_max_num_queries(3):
         assert len(viewer.get(URL, {"page": 2, "page_size": 50}).json()["items"]) == 15
+
+
+def test_max_concurrency_is_unlimited_by_default_and_can_be_set_and_cleared(editor):
+    created = editor.post(URL, payload(), format="json").json()
+    assert created["max_concurrency"] is None
+    response = editor.patch(f"{URL}/{created['id']}", {"max_concurrency": 3}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["max_concurrency"] == 3
+    assert Agent.objects.get(pk=created["id"]).max_concurrency == 3
+    assert (
+        editor.patch(f"{URL}/{created['id']}", {"max_concurrency": None}, format="json").json()["max_concurrency"]
+        is None
+    )
+    changes = [e.changes["max_concurrency"] for e in AuditEvent.objects.filter(action="agent.update")]
+    assert sorted(changes, key=str) == [[3, None], [None, 3]]
+
+
+@pytest.mark.parametrize("value", [0, -1, 10_001, 1.5, "many", True, [2]])
+def test_bad_max_concurrency_is_422_on_its_field(editor, value):
+    response = editor.post(URL, payload(max_concurrency=value), format="json")
+    assert response.status_code == 422, response.content
+    assert error_fields(response) == {"max_concurrency"}
+
+
+def test_max_concurrency_is_edited_in_the_admin():
+    staff = get_user_model().objects.create_superuser("root", "root@example.com", "pw")
+    agent = AgentFactory(name="limited")
+    client = Client()
+    client.force_login(staff)
+    form = {"name": "limited", "url": agent.url, "description": "", "timeout_ms": agent.timeout_ms}
+    form |= {"retry_config": json.dumps(agent.retry_config), "status": "active", "max_concurrency": 2}
+    assert client.post(f"/admin/agents/agent/{agent.id}/change/", form).status_code == 302
+    agent.refresh_from_db()
+    assert agent.max_concurrency == 2
+    form["max_concurrency"] = 0
+    page = client.post(f"/admin/agents/agent/{agent.id}/change/", form)
+    assert page.status_code == 200 and "greater than or equal to 1" in page.content.decode()
