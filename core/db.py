@@ -3,7 +3,7 @@
 import threading
 import time
 
-from django.db import close_old_connections
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
 
 _last = threading.local()
 
@@ -15,6 +15,12 @@ def connections_refresh(every: float = 1.0) -> None:
     if now - getattr(_last, "at", 0.0) >= every:
         _last.at = now
         close_old_connections()
+
+
+def transient(exc: DatabaseError) -> bool:
+    """A passing trouble worth trying again (connection lost, serialization failure, deadlock), as
+    opposed to what the database will refuse every time (a value it cannot store, a broken rule)."""
+    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def storable(value):

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from django.conf import settings
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 log = logging.getLogger(__name__)
@@ -148,8 +148,10 @@ class LossWatch:
             return []
         try:
             ends = consumer.end_offsets(partitions, timeout_ms=LOSS_CHECK_TIMEOUT_MS)
-        except KafkaTimeoutError:
-            return []  # the broker is away or a partition is not there yet: the next check sees
+        except (KafkaError, KeyError):
+            # The broker is away, or a partition is not in the metadata yet (kafka-python raises a
+            # KeyError for one the broker forgot): the next check sees.
+            return []
         lost = [tp for tp, end in ends.items() if end < self.ends.get(tp, 0)]
         self.ends.update(ends)
         if lost:

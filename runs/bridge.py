@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 import httpx
 from django.conf import settings
+from django.db import DatabaseError, close_old_connections
 from django.db.models import Subquery
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
@@ -28,13 +29,14 @@ from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_policy
 from core import kafka
-from core.db import connections_refresh, storable
+from core.db import connections_refresh, storable, transient
 from runs import messages
 from runs.choices import LogLevel, LogSource, StepStatus
 from runs.gates import AgentGates, Gate
 from runs.models import RunLog, StepExecution
 
 log = logging.getLogger(__name__)
+DB_TRIES = 10  # about 13 s of backoff in all
 
 
 def _step_status(correlation_id) -> str | None:
@@ -100,6 +102,21 @@ def task_prepare(task: dict) -> Prepared:
     return Prepared(call=call, known=known, max_concurrency=agent.max_concurrency)
 
 
+def retrying(work, *args):
+    """`work(*args)` in a worker thread, tried again while the database is briefly away: a cut
+    connection must not fail a step whose agent was never asked, nor lose the log of a call."""
+    for attempt in itertools.count(1):
+        try:
+            return work(*args)
+        except DatabaseError as exc:
+            if not transient(exc) or attempt >= DB_TRIES:
+                raise
+            log.warning("database error in the bridge (%s); try %d of %d", exc, attempt, DB_TRIES)
+            close_old_connections()  # this thread's broken connection: the next try opens a new one
+            time.sleep(min(0.1 * 2 ** (attempt - 1), 2))
+    return None
+
+
 def result_message(task: dict, result: CallResult) -> dict:
     return messages.agent_result(
         task, ok=result.ok, output=result.output, error=result.error, duration_ms=result.duration_ms
@@ -159,7 +176,7 @@ class Bridge:
         entered: Gate | None = None  # the agent's gate, once this task holds one of its turns
         try:
             async with self.semaphore:
-                prepared = await loop.run_in_executor(self.db, task_prepare, task)
+                prepared = await loop.run_in_executor(self.db, retrying, task_prepare, task)
                 gate = self.gates.gate(name, prepared.max_concurrency) if prepared.call else None
                 if gate is None or gate.try_enter():
                     entered = gate
@@ -177,7 +194,7 @@ class Bridge:
             entered = gate
             async with self.semaphore:
                 # Read again: the step may have been cancelled, or its deadline passed, while it waited.
-                prepared = await loop.run_in_executor(self.db, task_prepare, task)
+                prepared = await loop.run_in_executor(self.db, retrying, task_prepare, task)
                 await self.handle(client, task, prepared, published)
         except Exception as exc:  # noqa: BLE001 - whatever happened, the slot and the offset are released
             log.exception("task %s at offset %s failed in the bridge", task.get("task_id"), offset)
@@ -229,7 +246,7 @@ class Bridge:
         published.append(True)
         if prepared.known:
             url = prepared.call.url if prepared.call else None
-            await asyncio.get_running_loop().run_in_executor(self.db, call_log, task, result, url)
+            await asyncio.get_running_loop().run_in_executor(self.db, retrying, call_log, task, result, url)
 
     async def publish(self, message: dict) -> None:
         """Sends a result, retrying until Kafka takes it: the call was made, its answer must not be lost."""
@@ -303,8 +320,8 @@ class Bridge:
             while not self.stopping:
                 try:
                     records = await loop.run_in_executor(self.poller, self.poll)
-                except KafkaError as exc:
-                    log.warning("Kafka error (%s); retrying in a second", exc)
+                except Exception as exc:  # noqa: BLE001 - Kafka away, or kafka-python tripping over a broker that restarted
+                    log.warning("Kafka error (%s: %s); retrying in a second", type(exc).__name__, exc)
                     await asyncio.sleep(1)
                     continue
                 for partition, batch in records.items():

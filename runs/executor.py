@@ -11,13 +11,13 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections
+from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from core import kafka
-from core.db import connections_refresh, storable
+from core.db import connections_refresh, storable, transient
 from core.outbox import outbox_relay
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, CANCELLABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
 from runs.decider import Decider
@@ -128,12 +128,6 @@ def run_give_up(run_id, exc: Exception, sent: list) -> None:
             error = f"The executor could not handle this run: {type(exc).__name__}: {exc}"
             run_transition(run, RunStatus.FAILED, source=SOURCE, error=storable(error)[:2000])
     cache.delete(key)
-
-
-def transient(exc: DatabaseError) -> bool:
-    """A passing trouble worth trying again (connection lost, serialization failure, deadlock), as
-    opposed to what the database will refuse every time (a value it cannot store, a broken rule)."""
-    return isinstance(exc, OperationalError | InterfaceError)
 
 
 def poisoned(topic: str, message: dict, exc: DatabaseError) -> list:
@@ -273,6 +267,13 @@ class Executor:
                     handled = self.poll_once()
                 except KafkaError as exc:
                     log.warning("Kafka error (%s); retrying in a second", exc)
+                    time.sleep(1)
+                    continue
+                except DatabaseError as exc:
+                    # The relay after the commits lost the database: what was handled is committed,
+                    # its rows wait in the outbox for the sweep, and the offsets are delivered again.
+                    log.warning("database error after handling (%s); retrying in a second", exc)
+                    close_old_connections()
                     time.sleep(1)
                     continue
                 if self.loss.due():

@@ -62,6 +62,7 @@ def test_whatever_process_raises_the_slot_is_released_and_a_failure_published(mo
         raise OperationalError("the database went away") if fault == "database" else KeyError("agent_name")
 
     monkeypatch.setattr(bridge_module, "task_prepare", broken)
+    monkeypatch.setattr(bridge_module, "DB_TRIES", 2)  # a database that stays away
     bridge, partition = Bridge(), TopicPartition("tasks", 0)
     published = []
 
@@ -115,3 +116,39 @@ def test_a_task_picked_up_after_its_deadline_is_not_called(monkeypatch):
     asyncio.run(go())  # nothing listens at the agent's URL: a call would be an error of another kind
     [message] = published
     assert message["status"] == "FAILURE" and "picked up after its deadline" in message["error_message"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_database_away_for_a_moment_is_waited_for_not_reported_as_a_failure(monkeypatch):
+    """Before: a cut connection failed the step at once ("The bridge could not handle the task:
+    OperationalError ..."), and the executor does not retry FAILURE results, so the run failed."""
+    from django.db import OperationalError
+
+    from runs import bridge as bridge_module
+
+    tries = []
+
+    def flaky(task):
+        tries.append(1)
+        if len(tries) < 3:
+            raise OperationalError("terminating connection due to administrator command")
+        return bridge_module.Prepared(skip="step is CANCELLED", known=True)
+
+    monkeypatch.setattr(bridge_module, "task_prepare", flaky)
+    bridge, partition = Bridge(), TopicPartition("tasks", 0)
+    published = []
+
+    async def publish(message):
+        published.append(message)
+
+    monkeypatch.setattr(bridge, "publish", publish)
+    bridge.tracker.add(partition, 3)
+    task = {"run_id": "r", "task_id": "task-s1-1", "agent_name": "a", "correlation_id": "corr-r-s1-1"}
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            await bridge.process(client, partition, 3, task)
+
+    asyncio.run(go())
+    assert len(tries) == 3 and published == []
+    assert bridge.tracker.committable()[partition].offset == 4

@@ -148,3 +148,47 @@ def test_the_executor_sends_again_once_the_database_is_back(db, monkeypatch):
     executor.loss_check()  # the loss is not seen again, but the send it owes is still made
     executor.loss_check()
     assert calls == [1, 1]
+
+
+def test_a_partition_the_client_forgot_is_no_crash():
+    """Before: kafka-python's KeyError for a partition missing from its metadata (right after the
+    broker restarted) went up through the bridge's poll and killed the process."""
+
+    class Consumer:
+        def partitions_for_topic(self, topic):
+            return {0}
+
+        def end_offsets(self, partitions, timeout_ms=None):
+            raise KeyError(partitions[0])
+
+    assert kafka.LossWatch(["t"]).check(Consumer()) == []
+
+
+def test_the_executor_survives_a_database_gone_after_handling(monkeypatch):
+    """Before: the relay after the commits raised OperationalError out of run(): the process died."""
+    from django.db import OperationalError
+
+    executor = Executor()
+    polls = []
+
+    class Consumer:
+        def assignment(self):
+            return set()
+
+        def close(self):
+            pass
+
+    def poll_once():
+        polls.append(1)
+        if len(polls) == 1:
+            raise OperationalError("server closed the connection unexpectedly")
+        executor.stopping = True
+        return 0
+
+    monkeypatch.setattr(kafka, "consumer_connect", lambda *a, **k: Consumer())
+    monkeypatch.setattr(executor, "poll_once", poll_once)
+    monkeypatch.setattr(executor, "loss_check", lambda: None)
+    monkeypatch.setattr(executor, "tick", lambda: None)
+    monkeypatch.setattr("runs.executor.time.sleep", lambda seconds: None)
+    executor.run()
+    assert len(polls) == 2

