@@ -13,7 +13,7 @@ import pytest
 from demo.setup import DEMO_SKILLS
 from tests.support.system import System, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e-control-flow")]  # one system per module
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("DATABASE_URL", "").startswith("postgres") else [])

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from tests.runs.helpers import chain
 from tests.support.system import System, wait_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e-system")]  # one system per module
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,8 @@ from tests.faults.invariants import assert_completed, assert_invariants
 from tests.faults.misbehaving_agent import MisbehavingAgent
 from tests.support.system import System, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+# One worker runs the module, so its system starts once (./dev test: --dist loadgroup).
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.xdist_group("faults-bad-input")]
 
 GARBAGE = [
     None,  # a tombstone: no value at all

@@ -11,7 +11,8 @@ from tests.faults.helpers import calls_started, demo_agents, execute, get_json, 
 from tests.faults.invariants import assert_completed, assert_invariants
 from tests.support.system import System, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+# One worker runs the module, so its system starts once (./dev test: --dist loadgroup).
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.xdist_group("faults-broker")]
 
 # Few bridge slots: the slow calls take them all, so the next tasks wait in the topic, unread, when
 # the broker goes away (the messages only the executor can send again).

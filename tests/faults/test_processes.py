@@ -10,7 +10,8 @@ from tests.faults.helpers import calls_for, calls_started, demo_agents, execute,
 from tests.faults.invariants import assert_completed, assert_invariants
 from tests.support.system import System, wait_for
 
-pytestmark = [pytest.mark.faults, pytest.mark.slow]
+# One worker runs the module, so its system starts once (./dev test: --dist loadgroup).
+pytestmark = [pytest.mark.faults, pytest.mark.slow, pytest.mark.xdist_group("faults-processes")]
 
 
 @pytest.fixture(scope="module")
