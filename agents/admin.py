@@ -1,3 +1,4 @@
+from django import forms
 from django.contrib import admin
 from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
@@ -6,6 +7,26 @@ from agents import services
 from agents.api.serializers import mask_auth_config
 from agents.models import Agent
 from core.admin_mixins import ServiceErrorsAdminMixin
+
+
+class AgentForm(forms.ModelForm):
+    # Never shows the stored secret; needed when the URL moves to another origin, which drops it.
+    secret = forms.CharField(
+        label="New token / API key",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Replaces the stored bearer token or API key. Empty keeps it, except that a URL "
+        "moved to another origin (scheme, host, port) needs it again.",
+    )
+
+    # No Meta: the admin builds the model part (its widgets, formfield_overrides, readonly fields).
+
+    def clean_secret(self):
+        secret = self.cleaned_data["secret"]
+        if secret and not services.REQUIRED_SECRET.get(self.instance.auth_type):
+            raise forms.ValidationError("This agent's auth type has no secret (set the auth type through the API).")
+        return secret
 
 
 @admin.register(Agent)
@@ -27,6 +48,7 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
         "auth_type",
         "masked_auth_config",
     )
+    form = AgentForm
     exclude = ("auth_config",)
     ordering = ("name",)
     history_list_display = ("status", "url", "timeout_ms", "max_concurrency")
@@ -39,11 +61,16 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
 
     def save_model(self, request, obj, form, change):
         data = {field: form.cleaned_data[field] for field in form.changed_data if field in form.cleaned_data}
+        secret = data.pop("secret", "")
         if change:
             current = Agent.objects.get(pk=obj.pk)
+            if secret:  # the other auth settings stay as stored (masked: the service keeps them)
+                key = services.REQUIRED_SECRET[current.auth_type]
+                data["auth_config"] = {**mask_auth_config(current.auth_config), key: secret}
             saved = services.agent_update(agent=current, user=request.user, data=data)
         else:
-            saved = services.agent_create(user=request.user, data=form.cleaned_data)
+            fields = {name: value for name, value in form.cleaned_data.items() if name != "secret"}
+            saved = services.agent_create(user=request.user, data=fields)
         obj.pk, obj._state.adding = saved.pk, False
 
     def delete_model(self, request, obj):

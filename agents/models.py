@@ -5,7 +5,15 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
-from agents.choices import DEFAULT_RETRY_CONFIG, DEFAULT_TIMEOUT_MS, LIVE_STATUSES, AgentStatus, AuthType
+from agents.choices import (
+    DEFAULT_RETRY_CONFIG,
+    DEFAULT_TIMEOUT_MS,
+    LIVE_STATUSES,
+    SECRET_AUTH_KEYS,
+    AgentStatus,
+    AuthType,
+)
+from core.fields import EncryptedSecretsJSONField
 
 MAX_CONCURRENCY_LIMIT = 10_000
 
@@ -28,7 +36,8 @@ class Agent(models.Model):
     url = models.URLField(max_length=2048)
     description = models.TextField(blank=True, default="")
     auth_type = models.CharField(max_length=16, choices=AuthType.choices, default=AuthType.NONE)
-    auth_config = models.JSONField(default=dict, blank=True)
+    # Its secrets (token, key) are encrypted in the database; reading the field gives them in clear.
+    auth_config = EncryptedSecretsJSONField(default=dict, blank=True, secret_keys=SECRET_AUTH_KEYS)
     timeout_ms = models.PositiveIntegerField(default=DEFAULT_TIMEOUT_MS)
     retry_config = models.JSONField(default=default_retry_config)
     # Null (unlimited) by default; enforced per bridge process (docs/execution.md, "Limits").

@@ -20,6 +20,7 @@ PostgreSQL is expected on 127.0.0.1:5432 with trust auth; set ``BENCH_DATABASE_U
 from __future__ import annotations
 
 import argparse
+import base64
 import math
 import os
 import secrets
@@ -212,6 +213,7 @@ def build_env(database_url: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),  # a Fernet key
         "DEBUG": "0",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",

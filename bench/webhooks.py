@@ -34,6 +34,7 @@ How to run (from the project root)::
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import secrets
@@ -188,6 +189,7 @@ def main() -> int:
         "DATABASE_URL": database_url,
         "REDIS_URL": args.celery_redis,
         "SECRET_KEY": secrets.token_urlsafe(50),
+        "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),  # a Fernet key
         "DEBUG": "0",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",

@@ -5,7 +5,8 @@ DATABASE_URL, REDIS_URL, KAFKA_BOOTSTRAP_SERVERS and SECRET_KEY. See the configu
 README.md.
 
 Importing this module creates nothing on disk: the folders it names are made at Django setup
-(core/folders.py, from CoreConfig.ready()).
+(core/folders.py, from CoreConfig.ready()). The one exception is development without a SECRET_KEY,
+whose random key is kept in DATA_DIR/secret_key (config/secret_key.py).
 """
 
 import secrets
@@ -14,7 +15,9 @@ from pathlib import Path
 
 import dj_database_url
 
+from config.encryption_key import development_encryption_keys, encryption_keys
 from config.env import env_bool, env_int, env_list, env_str
+from config.secret_key import development_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
@@ -22,11 +25,18 @@ DATA_DIR = Path(env_str("DATA_DIR", str(BASE_DIR / ".data")))
 DEBUG = env_bool("DEBUG", False)
 # Serving without a secret is refused: the core.E001 check (core/checks.py), run by config/wsgi.py and
 # asgi.py and by `manage.py check --deploy`. Other commands (makemigrations, migrate) get a random key
-# of their own: they sign nothing that outlives the process.
+# of their own: they sign nothing that outlives the process. Development (DEBUG=1) gets a random key
+# kept in the data directory, the same at every start; never a constant, which would be public.
 SECRET_KEY_MISSING = not env_str("SECRET_KEY") and not DEBUG
-SECRET_KEY = env_str("SECRET_KEY") or (
-    "insecure-dev-only-key-do-not-use-in-production" if DEBUG else secrets.token_urlsafe(50)
+SECRET_KEY = env_str("SECRET_KEY") or (development_secret_key(DATA_DIR) if DEBUG else secrets.token_urlsafe(50))
+# Fernet keys for secrets at rest (agent tokens and keys, webhook signing secrets; core/crypto.py): the
+# first encrypts, all decrypt (config/encryption_key.py). Like SECRET_KEY, serving without one is refused
+# (core.E002) and development keeps a random one in DATA_DIR; other commands get none (never a random
+# key: what it encrypted would be lost with the process), and fail only if they touch a secret.
+FIELD_ENCRYPTION_KEY = encryption_keys(env_str("FIELD_ENCRYPTION_KEY")) or (
+    development_encryption_keys(DATA_DIR) if DEBUG else []
 )
+FIELD_ENCRYPTION_KEY_MISSING = not FIELD_ENCRYPTION_KEY
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -153,13 +163,29 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
 
+# Headers on every answer (Django's SecurityMiddleware and XFrameOptionsMiddleware).
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = env_str("SECURE_REFERRER_POLICY", "same-origin")
 SESSION_COOKIE_HTTPONLY = True
+# HTTPS=1: the site is served over HTTPS (by this server or a proxy in front). Cookies are then sent over
+# HTTPS only, and plain HTTP is redirected, except the probes and Prometheus, which call over plain HTTP
+# inside the network. (SECURE_COOKIES=1, the older setting, makes the cookies secure and nothing else.)
+# HSTS is separate and off by default: once a browser has seen it, the site cannot go back to plain HTTP
+# for that long.
+HTTPS = env_bool("HTTPS", False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = HTTPS or env_bool("SECURE_COOKIES", False)
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", HTTPS)
+SECURE_REDIRECT_EXEMPT = [r"^health/?$", r"^health/ready/?$", r"^metrics/?$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+# Behind a proxy that terminates HTTPS: it says so in X-Forwarded-Proto (and must overwrite what clients send).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("TRUST_X_FORWARDED_PROTO") else None
-SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", False)
-# Behind a reverse proxy, take the client address (audit trail) from X-Forwarded-For.
-TRUST_X_FORWARDED_FOR = env_bool("TRUST_X_FORWARDED_FOR", False)
+# How many reverse proxies append to X-Forwarded-For in front of the web server. The client address of
+# the audit trail and the login throttles is the socket's (0) or the one the outermost proxy saw; never an
+# entry the client wrote itself. TRUST_X_FORWARDED_FOR=1 is the older name for one proxy.
+NUM_PROXIES = env_int("NUM_PROXIES", 1 if env_bool("TRUST_X_FORWARDED_FOR") else 0, minimum=0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -186,6 +212,7 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": env_str("AUTH_THROTTLE_RATE", "30/min")},
+    "NUM_PROXIES": NUM_PROXIES,  # DRF's default (None) would take any X-Forwarded-For as the client
     "DATETIME_FORMAT": "iso-8601",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
@@ -275,6 +302,14 @@ EXECUTOR_TRANSIENT_RETRIES = env_int("EXECUTOR_TRANSIENT_RETRIES", 10, minimum=1
 RUN_RECOVERY_SECONDS = env_int("RUN_RECOVERY_SECONDS", 30, minimum=1)
 # Bridge: agent calls in flight at once per bridge process.
 BRIDGE_MAX_IN_FLIGHT = env_int("BRIDGE_MAX_IN_FLIGHT", 100, minimum=1)
+# Tasks held beyond those calls while they wait for an agent at its max_concurrency, so the bridge
+# keeps consuming tasks for the other agents (bounds the bridge's memory; their offsets wait too).
+BRIDGE_MAX_WAITING = env_int("BRIDGE_MAX_WAITING", 1000, minimum=0)
+# The most of one agent answer the bridge reads; a larger one fails the step (not retried).
+AGENT_RESPONSE_MAX_BYTES = env_int("AGENT_RESPONSE_MAX_BYTES", 4_194_304, minimum=1024)
+# GET /agents/{id}/health (viewers may call it) ends within this, whatever the agent's own timeout:
+# it runs in a web worker, and a slow agent must not hold one for minutes.
+AGENT_HEALTH_TIMEOUT_SECONDS = env_int("AGENT_HEALTH_TIMEOUT_SECONDS", 5, minimum=1, maximum=30)
 
 # Webhooks: each attempt's time limit, how much of a response is kept, whether URLs may point at
 # loopback / private / link-local addresses (off: users could make the server call its own network),
@@ -293,11 +328,6 @@ if CELERY_BROKER_URL == "filesystem://":
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_DATA_DIR / "queue"),
         "data_folder_out": str(CELERY_DATA_DIR / "queue"),
-# Tasks held beyond those calls while they wait for an agent at its max_concurrency, so the bridge
-# keeps consuming tasks for the other agents (bounds the bridge's memory; their offsets wait too).
-BRIDGE_MAX_WAITING = env_int("BRIDGE_MAX_WAITING", 1000, minimum=0)
-# The most of one agent answer the bridge reads; a larger one fails the step (not retried).
-AGENT_RESPONSE_MAX_BYTES = env_int("AGENT_RESPONSE_MAX_BYTES", 4_194_304, minimum=1024)
         "processed_folder": str(CELERY_DATA_DIR / "processed"),
         "control_folder": str(CELERY_DATA_DIR / "control"),
         "store_processed": False,

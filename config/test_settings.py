@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("SECRET_KEY", "test-secret-key-not-for-production")
+# A fixed Fernet key, so the processes tests start (e2e, subprocesses) read what the tests wrote.
+os.environ.setdefault("FIELD_ENCRYPTION_KEY", "op8-kWiMfo94dJ6gWsMr-By9xT7QVPNjCMuh1vx13lI=")
 
 from config.settings import *  # noqa: E402,F403
 

@@ -1,7 +1,9 @@
 from django.contrib import admin
+from django.contrib.auth.views import LoginView
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from core.api.throttles import login_throttled
 from core.views import LivenessView, ReadinessView, metrics_view
 
 api_v1 = [
@@ -21,6 +23,10 @@ urlpatterns = [
     path("openapi.json", SpectacularJSONAPIView.as_view(), name="openapi"),
     path("docs", SpectacularSwaggerView.as_view(url_name="openapi"), name="docs"),
     path("redoc", SpectacularRedocView.as_view(url_name="openapi"), name="redoc"),
+    # The two login forms, ahead of the includes that also name them: password guesses there spend the
+    # same budget per client as the token endpoint (core/api/throttles.py).
+    path("api-auth/login/", login_throttled(LoginView.as_view(template_name="rest_framework/login.html"))),
+    path("admin/login/", login_throttled(admin.site.login)),
     path("api-auth/", include("rest_framework.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,7 +1,13 @@
 from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
 from rest_framework_api_key.models import APIKey as LibraryApiKey
 
-from core.admin_mixins import ReadOnlyAdminMixin
+from audit.services import audit_record
+from core.admin_mixins import MASK, AuditedAdminMixin, ReadOnlyAdminMixin
 from core.models import ApiKey, OutboxMessage
 from core.services import api_key_revoke
 
@@ -13,7 +19,8 @@ if admin.site.is_registered(LibraryApiKey):
 @admin.register(ApiKey)
 class ApiKeyAdmin(admin.ModelAdmin):
     """Read and revoke only: keys are created through the API or `manage.py create_api_key`,
-    which show the secret once."""
+    which show the secret once. Revoking is one-way (the flag is not a field of the form) and keys are
+    never deleted, in the admin as in the API: the row stays for the record."""
 
     list_display = ("name", "prefix", "user", "role", "created_at", "expiry_date", "last_used_at", "revoked")
     list_filter = ("role", "revoked")
@@ -28,12 +35,19 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "created_by",
         "expiry_date",
         "last_used_at",
+        "revoked",
         "revoked_at",
     )
     exclude = ("hashed_key",)
     actions = ["revoke_keys"]
 
     def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False  # the page shows the key; the revoke action is the one write
+
+    def has_delete_permission(self, request, obj=None):
         return False
 
     @admin.action(description="Revoke selected API keys")
@@ -63,3 +77,34 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("topic", ("sent_at", admin.EmptyFieldListFilter), ("dead_at", admin.EmptyFieldListFilter))
     search_fields = ("=key",)
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+
+# Users and groups have no services of their own: the admin writes them, and audits each write.
+User = get_user_model()
+for model in (User, Group):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(User)
+class UserAdmin(AuditedAdminMixin, auth_admin.UserAdmin):
+    def user_change_password(self, request, id, form_url=""):
+        # This page saves its form itself, not through save_model: audit it when it saved (it then
+        # redirects to the user's page), in the same transaction.
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            saved = request.method == "POST" and response.status_code == 302
+            if saved and response.url != request.get_full_path():
+                audit_record(
+                    user=request.user,
+                    action="user.password_change",
+                    resource_type="user",
+                    resource_id=unquote(id),
+                    changes={"password": [MASK, MASK]},
+                )
+        return response
+
+
+@admin.register(Group)
+class GroupAdmin(AuditedAdminMixin, auth_admin.GroupAdmin):
+    pass

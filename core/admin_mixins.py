@@ -1,7 +1,12 @@
 from django.contrib import messages
+from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.http import HttpResponseRedirect
 
+from audit.services import audit_record
 from core.errors import DomainError
+
+MASK = "********"
 
 
 class ReadOnlyAdminMixin:
@@ -22,16 +27,67 @@ class ServiceErrorsAdminMixin:
     a concurrent request, a state that changed meanwhile) is shown as a message on the page instead
     of a server error. The page's transaction is rolled back first, so nothing is half-written."""
 
-    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+    def shown_as_message(self, request, view, *args):
         try:
-            return super().changeform_view(request, object_id, form_url, extra_context)
+            return view(request, *args)
         except DomainError as exc:
             self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(request.get_full_path())
 
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        return self.shown_as_message(request, super().changeform_view, object_id, form_url, extra_context)
+
     def delete_view(self, request, object_id, extra_context=None):
-        try:
-            return super().delete_view(request, object_id, extra_context)
-        except DomainError as exc:
-            self.message_user(request, exc.message, messages.ERROR)
-            return HttpResponseRedirect(request.get_full_path())
+        return self.shown_as_message(request, super().delete_view, object_id, extra_context)
+
+
+def _plain(value):
+    """A form value as the audit trail stores it (JSON)."""
+    if isinstance(value, (QuerySet, list, tuple, set)):
+        return sorted(str(item) for item in value)
+    if value is None or isinstance(value, (bool, int, float, str, dict)):
+        return value
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value.pk) if isinstance(value, Model) else str(value)
+
+
+def form_changes(form, *, change: bool) -> dict:
+    """{field: [old, new]} of what the admin form changed; password fields masked."""
+    changes = {}
+    for name in form.changed_data:
+        old = _plain(form.initial.get(name)) if change else None
+        new = _plain(form.cleaned_data.get(name))
+        if "password" in name:
+            old, new = (MASK if change else None), MASK
+        changes[name] = [old, new]
+    return changes
+
+
+class AuditedAdminMixin:
+    """For models the admin writes directly, having no services of their own (users, groups): every save
+    and delete writes an audit event in the same transaction, as the API's services do:
+    `<model>.create|update|delete` with the changed fields as {field: [old, new]}, passwords masked.
+    Models with services (agents, workflows, webhooks) call them instead, and those audit."""
+
+    def admin_audit(self, request, obj, verb: str, changes: dict) -> None:
+        name = self.model._meta.model_name
+        audit_record(
+            user=request.user, action=f"{name}.{verb}", resource_type=name, resource_id=obj.pk, changes=changes
+        )
+
+    def save_model(self, request, obj, form, change):
+        with transaction.atomic():
+            super().save_model(request, obj, form, change)
+            self.admin_audit(request, obj, "update" if change else "create", form_changes(form, change=change))
+
+    def delete_model(self, request, obj):
+        with transaction.atomic():
+            self.admin_audit(request, obj, "delete", {"object": [str(obj), None]})
+            super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        with transaction.atomic():
+            for obj in queryset:
+                self.admin_audit(request, obj, "delete", {"object": [str(obj), None]})
+            super().delete_queryset(request, queryset)

@@ -22,8 +22,26 @@ def secret_key_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
     return []
 
 
+def encryption_key_check(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    """core.E002: the key of the secrets at rest. Without one nothing can encrypt or decrypt agent tokens
+    and webhook secrets, and a made-up key would lose them at the next start."""
+    if getattr(settings, "FIELD_ENCRYPTION_KEY_MISSING", False):
+        return [
+            checks.Error(
+                "FIELD_ENCRYPTION_KEY must be set when DEBUG is off",
+                hint=(
+                    'Set FIELD_ENCRYPTION_KEY to a Fernet key: python -c "from cryptography.fernet import '
+                    'Fernet; print(Fernet.generate_key().decode())" (./dev up keeps one in '
+                    ".data/field_encryption_key)."
+                ),
+                id="core.E002",
+            )
+        ]
+    return []
+
+
 # The checks a web server must pass before it serves.
-SERVE_CHECKS = [secret_key_check]
+SERVE_CHECKS = [secret_key_check, encryption_key_check]
 
 
 def serve_checks_run() -> None:

@@ -5,6 +5,7 @@ passing the request along. Outside a request (commands, workers) it is empty.
 """
 
 import contextvars
+import ipaddress
 import logging
 import re
 import uuid
@@ -40,11 +41,20 @@ def note_api_key(prefix: str) -> None:
 
 
 def client_ip(request) -> str | None:
-    if settings.TRUST_X_FORWARDED_FOR:
-        forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded[:45]
-    return request.META.get("REMOTE_ADDR") or None
+    """The client's address for the audit trail and the login throttles: the socket's, or behind
+    NUM_PROXIES proxies the one the outermost of them saw. Each proxy appends to X-Forwarded-For, so only
+    that many entries from the right are trustworthy: what lies left of them is whatever the client
+    sent (taking it would let anyone pose as a new client with each request)."""
+    remote = request.META.get("REMOTE_ADDR") or None
+    proxies = settings.NUM_PROXIES
+    entries = [entry.strip() for entry in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if entry.strip()]
+    if proxies and entries:
+        candidate = entries[-min(proxies, len(entries))]
+        try:
+            return str(ipaddress.ip_address(candidate))
+        except ValueError:  # not an address: a proxy that does not append, or a forged header
+            return remote
+    return remote
 
 
 class RequestIdMiddleware:

@@ -55,7 +55,8 @@ class ReadinessView(_PublicView):
         summary="Readiness",
         description=(
             "Checks the database and every configured dependency (Redis when REDIS_URL is set, "
-            "Kafka when KAFKA_BOOTSTRAP_SERVERS is set). 503 names the failing check."
+            "Kafka when KAFKA_BOOTSTRAP_SERVERS is set). 503 names the failing check; why it failed is "
+            "in the server log (the answer is public: it shows no host names or error text)."
         ),
         tags=["system"],
         responses={
@@ -85,7 +86,7 @@ class ReadinessView(_PublicView):
                     "checks": {
                         "database": {
                             "status": "error",
-                            "error": "OperationalError: connection refused",
+                            "error": "unavailable",
                             "latency_ms": 3.1,
                         }
                     },

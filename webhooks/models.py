@@ -3,6 +3,7 @@ import uuid
 from django.db import models
 from django.db.models import F, Q
 
+from core.fields import EncryptedCharField
 from runs.models import Event
 from webhooks.choices import OPEN_DELIVERY, DeliveryStatus
 
@@ -23,8 +24,9 @@ class WebhookEndpoint(models.Model):
     workflow_id = models.UUIDField(null=True, blank=True, help_text="Only events of this workflow, when set.")
     active = models.BooleanField(default=True)
     disabled_reason = models.CharField(max_length=500, blank=True, default="")
-    # Kept in clear: signing needs it. It leaves the server only in the create and rotate responses.
-    secret = models.CharField(max_length=100, editable=False)
+    # Encrypted in the database (signing reads it in clear). It leaves the server only in the create and
+    # rotate responses. 255: room for the encrypted form of a 50-character whsec_ secret (171 characters).
+    secret = EncryptedCharField(max_length=255, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True)

@@ -169,7 +169,7 @@ class AgentSerializer(StrictModelSerializer):
                 and instance is not None
                 and instance.auth_type == auth_type
             ):
-                given = instance.auth_config
+                given = mask_auth_config(instance.auth_config)  # kept by the service, unless the URL moves
             previous = instance.auth_config if instance and instance.auth_type == auth_type else {}
             attrs["auth_config"] = _clean_auth_config(auth_type, given or {}, previous)
         if "retry_config" in attrs:
@@ -184,7 +184,8 @@ class AgentSerializer(StrictModelSerializer):
 
 
 def _clean_auth_config(auth_type: str, given, previous: dict) -> dict:
-    """Validates auth_config for its auth_type; a masked secret sent back keeps the stored one."""
+    """Validates auth_config for its auth_type. A masked secret sent back stays masked when one is stored:
+    the service keeps the stored one, unless the URL moves to another origin (agents.services)."""
     if not isinstance(given, dict):
         raise serializers.ValidationError({"auth_config": ["Must be a JSON object."]})
     spec = _AUTH_FIELDS[AuthType(auth_type)]
@@ -196,7 +197,10 @@ def _clean_auth_config(auth_type: str, given, previous: dict) -> dict:
     for key, required in spec.items():
         value = given.get(key)
         if key in SECRET_AUTH_KEYS and value == MASK:
-            value = previous.get(key)
+            if previous.get(key):
+                cleaned[key] = MASK
+                continue
+            value = None
         if value is None or value == "":
             if required:
                 errors[key] = [f"Required when auth_type is {auth_type!r}."]

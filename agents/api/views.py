@@ -36,8 +36,10 @@ _HEALTH_EXAMPLE = {
     health=extend_schema(
         summary="Check an agent's health",
         description=(
-            "Fetches the agent card (`/.well-known/agent-card.json`, then `/.well-known/agent.json`) with "
-            "the agent's auth and timeout, and reports status, latency and the card."
+            "Fetches the agent card (`/.well-known/agent-card.json`, then `/.well-known/agent.json`, under the "
+            "agent URL's path, then at its origin; the URL's query and fragment are not used) with the agent's "
+            "auth, within the agent's timeout but at most `AGENT_HEALTH_TIMEOUT_SECONDS` (default 5) in all, "
+            "and reports status, latency and the card's own fields (nothing else of what was fetched)."
         ),
         responses={200: AgentHealthSerializer},
         examples=[OpenApiExample("Healthy", value=_HEALTH_EXAMPLE, response_only=True)],

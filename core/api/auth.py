@@ -1,7 +1,8 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import permissions
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework_simplejwt import views as jwt_views
+
+from core.api.throttles import AuthRateThrottle
 
 _TOKENS = {
     "access": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoiYWNjZXNzIn0.c2lnbmF0dXJl",
@@ -12,8 +13,7 @@ _TOKENS = {
 class _Public:
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
+    throttle_classes = [AuthRateThrottle]
 
 
 class TokenObtainView(_Public, jwt_views.TokenObtainPairView):

@@ -139,7 +139,10 @@ def exception_handler(exc, context):
         body = error_body(request, 422, "Request validation failed", errors=errors)
         return Response(body, status=422)
 
-    if isinstance(exc, exceptions.APIException):
+    # A 5xx's message is internal (a library's, or a domain error no status maps to): it goes to the
+    # log below, the body gets the generic text. Our own 503s say only what is unavailable.
+    api = isinstance(exc, exceptions.APIException)
+    if api and (exc.status_code < 500 or isinstance(exc, ServiceUnavailable)):
         code = exc.status_code
         if isinstance(exc, (exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
             error = "not_authenticated" if isinstance(exc, exceptions.NotAuthenticated) else "authentication_failed"

@@ -101,3 +101,28 @@ def test_a_conflict_in_the_service_is_a_message_not_a_server_error(staff, monkey
     assert response.status_code == 200
     assert "An agent named &#x27;raced&#x27; already exists." in response.content.decode()
     assert not AuditEvent.objects.exists()
+
+
+def test_a_revoked_api_key_cannot_be_unrevoked_in_the_admin(staff):
+    from rest_framework.test import APIClient
+
+    from core.roles import Role
+    from core.services import api_key_create, api_key_revoke
+    from tests.factories import UserFactory
+    from tests.support.admin_forms import form_data
+
+    api_key, raw = api_key_create(user=UserFactory(), role=Role.VIEWER, name="one-way")
+    api_key_revoke(api_key=api_key)
+    url = f"/admin/core/apikey/{api_key.pk}/change/"
+    page = staff.get(url).content.decode()
+    data = form_data(page, "apikey_form")
+    assert "revoked" not in data  # shown, not a field of the form
+    staff.post(url, {**data, "revoked": ""})  # a cleared checkbox, as a crafted post would send it
+    api_key.refresh_from_db()
+    assert api_key.revoked
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=raw)
+    assert client.get("/api/v1/agents").status_code == 401
+    # Keys are revoked, never deleted: the row stays for the record.
+    assert staff.post(f"/admin/core/apikey/{api_key.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert AuditEvent.objects.filter(action="api_key.revoke").count() == 1

@@ -35,7 +35,7 @@ def test_readiness_includes_each_configured_dependency(anon, settings):
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "error"
     assert body["checks"]["kafka"]["status"] == "error"
-    assert "127.0.0.1:1" in body["checks"]["kafka"]["error"]
+    assert "127.0.0.1:1" not in response.content.decode()  # the why is in the log (test_public_leaks.py)
 
 
 def test_readiness_with_a_reachable_redis(anon, settings):

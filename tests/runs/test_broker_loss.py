@@ -164,6 +164,7 @@ def test_a_partition_the_client_forgot_is_no_crash():
     assert kafka.LossWatch(["t"]).check(Consumer()) == []
 
 
+@pytest.mark.django_db  # run() checks the connection first; open from an earlier test, that is database access
 def test_the_executor_survives_a_database_gone_after_handling(monkeypatch):
     """Before: the relay after the commits raised OperationalError out of run(): the process died."""
     from django.db import OperationalError

@@ -105,6 +105,7 @@ class System:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "SECRET_KEY": "e2e-secret",
+            "FIELD_ENCRYPTION_KEY": "op8-kWiMfo94dJ6gWsMr-By9xT7QVPNjCMuh1vx13lI=",  # DEBUG=0 refuses to start without
             "DEBUG": "0",
             "DATABASE_URL": self.database_url,
             "DATA_DIR": str(tmp / "data"),

@@ -1,0 +1,35 @@
+"""The development secret key: random, made once per data directory and kept there.
+
+A constant would be public (it is in the source), and anyone could forge sessions and JWTs with it; a
+new key at each start would log everyone out and break tokens between processes. So, as `./dev up`
+does, the first process to start writes DATA_DIR/secret_key (readable by its owner only) and every
+later one reads it.
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+from django.core.exceptions import ImproperlyConfigured
+
+
+def development_secret_key(data_dir: Path) -> str:
+    path = data_dir / "secret_key"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        # Written whole under another name, then linked into place: processes starting together (./dev
+        # up starts several) never read a half-written file, and the first link wins.
+        temporary = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(50) + "\n")
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            pass
+        finally:
+            temporary.unlink()
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it to have a new development secret key made")
+    return key
