@@ -9,11 +9,12 @@ unreadable.
 
 import base64
 import binascii
-import os
 import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
+
+from config.secret_key import kept_key
 
 NAME = "FIELD_ENCRYPTION_KEY"
 HOW = 'make one with: python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"'
@@ -34,21 +35,5 @@ def encryption_keys(value: str | None, source: str = NAME) -> list[str]:
 
 def development_encryption_keys(data_dir: Path) -> list[str]:
     path = data_dir / "field_encryption_key"
-    if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
-        # Written whole under another name, then linked into place: processes starting together never
-        # read a half-written file, and the first link wins.
-        temporary = data_dir / f".field_encryption_key.{os.getpid()}.{secrets.token_hex(4)}"
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode() + "\n")
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            temporary.unlink()
-    keys = encryption_keys(path.read_text(), source=str(path))
-    if not keys:
-        raise ImproperlyConfigured(f"{path} is empty: delete it to have a new development encryption key made")
-    return keys
+    key = kept_key(path, lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    return encryption_keys(key, source=str(path))

@@ -14,15 +14,20 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 def development_secret_key(data_dir: Path) -> str:
-    path = data_dir / "secret_key"
+    return kept_key(data_dir / "secret_key", lambda: secrets.token_urlsafe(50))
+
+
+def kept_key(path: Path, make) -> str:
+    """The key stored at `path`; made by `make()` and written there (0600) by the first process that
+    asks. Also used for the development encryption key (config/encryption_key.py)."""
     if not path.exists():
-        data_dir.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         # Written whole under another name, then linked into place: processes starting together (./dev
         # up starts several) never read a half-written file, and the first link wins.
-        temporary = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        temporary = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_urlsafe(50) + "\n")
+            file.write(make() + "\n")
         try:
             os.link(temporary, path)
         except FileExistsError:
@@ -31,5 +36,5 @@ def development_secret_key(data_dir: Path) -> str:
             temporary.unlink()
     key = path.read_text().strip()
     if not key:
-        raise ImproperlyConfigured(f"{path} is empty: delete it to have a new development secret key made")
+        raise ImproperlyConfigured(f"{path} is empty: delete it to have a new development key made")
     return key

@@ -49,6 +49,24 @@ def test_a_task_whose_step_was_cancelled_is_skipped_and_done():
     assert bridge.tracker.committable()[partition].offset == 6
 
 
+def process_once(task: dict, *, offset: int) -> tuple[Bridge, TopicPartition, list]:
+    """One task through a new bridge's `process`; returns the bridge, the partition and what it published."""
+    bridge, partition, published = Bridge(), TopicPartition("tasks", 0), []
+
+    async def publish(message):
+        published.append(message)
+
+    bridge.publish = publish
+
+    async def go():
+        async with httpx.AsyncClient() as client:
+            await bridge.process(client, partition, offset, task)
+
+    bridge.tracker.add(partition, offset)
+    asyncio.run(go())
+    return bridge, partition, published
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("fault", ["database", "bug"])
 def test_whatever_process_raises_the_slot_is_released_and_a_failure_published(monkeypatch, fault):
@@ -63,21 +81,8 @@ def test_whatever_process_raises_the_slot_is_released_and_a_failure_published(mo
 
     monkeypatch.setattr(bridge_module, "task_prepare", broken)
     monkeypatch.setattr(bridge_module, "DB_TRIES", 2)  # a database that stays away
-    bridge, partition = Bridge(), TopicPartition("tasks", 0)
-    published = []
-
-    async def publish(message):
-        published.append(message)
-
-    monkeypatch.setattr(bridge, "publish", publish)
-    bridge.tracker.add(partition, 7)
     task = {"run_id": "r", "task_id": "task-s1-1", "agent_name": "a", "correlation_id": "corr-r-s1-1"}
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            await bridge.process(client, partition, 7, task)
-
-    asyncio.run(go())
+    bridge, partition, published = process_once(task, offset=7)
     assert bridge.tracker.committable()[partition].offset == 8
     [message] = published
     assert message["status"] == "FAILURE" and message["correlation_id"] == "corr-r-s1-1"
@@ -88,7 +93,7 @@ def test_whatever_process_raises_the_slot_is_released_and_a_failure_published(mo
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_task_picked_up_after_its_deadline_is_not_called(monkeypatch):
+def test_a_task_picked_up_after_its_deadline_is_not_called():
 
     run = run_execute(workflow=workflow_with_agents("late"), input_data={"text": "x"}, user=None)
 
@@ -100,20 +105,8 @@ def test_a_task_picked_up_after_its_deadline_is_not_called(monkeypatch):
     expected = step.started_at + timedelta(milliseconds=step.timeout_ms)
     assert datetime.fromisoformat(task["deadline"].replace("Z", "+00:00")) == expected
     task["deadline"] = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    bridge, partition = Bridge(), TopicPartition("tasks", 0)
-    published = []
-
-    async def publish(message):
-        published.append(message)
-
-    monkeypatch.setattr(bridge, "publish", publish)
-    bridge.tracker.add(partition, 3)
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            await bridge.process(client, partition, 3, task)
-
-    asyncio.run(go())  # nothing listens at the agent's URL: a call would be an error of another kind
+    # Nothing listens at the agent's URL: a call would be an error of another kind.
+    bridge, partition, published = process_once(task, offset=3)
     [message] = published
     assert message["status"] == "FAILURE" and "picked up after its deadline" in message["error_message"]
 
@@ -135,20 +128,7 @@ def test_a_database_away_for_a_moment_is_waited_for_not_reported_as_a_failure(mo
         return bridge_module.Prepared(skip="step is CANCELLED", known=True)
 
     monkeypatch.setattr(bridge_module, "task_prepare", flaky)
-    bridge, partition = Bridge(), TopicPartition("tasks", 0)
-    published = []
-
-    async def publish(message):
-        published.append(message)
-
-    monkeypatch.setattr(bridge, "publish", publish)
-    bridge.tracker.add(partition, 3)
     task = {"run_id": "r", "task_id": "task-s1-1", "agent_name": "a", "correlation_id": "corr-r-s1-1"}
-
-    async def go():
-        async with httpx.AsyncClient() as client:
-            await bridge.process(client, partition, 3, task)
-
-    asyncio.run(go())
+    bridge, partition, published = process_once(task, offset=3)
     assert len(tries) == 3 and published == []
     assert bridge.tracker.committable()[partition].offset == 4
