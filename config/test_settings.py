@@ -15,6 +15,10 @@ CELERY_TASK_ALWAYS_EAGER = os.environ.get("CELERY_TASK_ALWAYS_EAGER", "1") == "1
 
 if not REDIS_URL:  # noqa: F405 - tests in one process; no cache files shared between parallel test workers
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+else:
+    # One Redis for all parallel test workers: each worker's keys apart, so one worker's "a send is
+    # already asked for" flag or throttle counter never changes what another worker's test sees.
+    CACHES["default"]["KEY_PREFIX"] = "test-" + os.environ.get("PYTEST_XDIST_WORKER", "main")  # noqa: F405
 
 # Test receivers listen on 127.0.0.1; tests/webhooks turn the address guard back on where they test it.
 WEBHOOK_ALLOW_PRIVATE_URLS = True
