@@ -103,16 +103,32 @@ def recording_bridge(monkeypatch) -> tuple[Bridge, list]:
     return bridge, published
 
 
-async def process_all(bridge: Bridge, tasks: list[dict], during=None) -> None:
+async def process_all(bridge: Bridge, tasks: list[dict], during=None, between=None) -> None:
     async with httpx.AsyncClient() as client:
         jobs = []
         for offset, task in enumerate(tasks):
             bridge.tracker.add(PARTITION, offset)
             jobs.append(asyncio.create_task(bridge.process(client, PARTITION, offset, task)))
             await asyncio.sleep(0.01)  # they arrive in this order
+            if between is not None:
+                await between()
         if during is not None:
             await during()
         await asyncio.gather(*jobs)
+
+
+def first_one_inside(bridge: Bridge, agent: str):
+    """Waits until a call of `agent` holds its gate. Tasks read the database in parallel threads, so on
+    a busy machine a later task could reach the gate first; the tests below are about the one that waits."""
+
+    async def wait():
+        for _ in range(500):
+            gate = bridge.gates.gates.get(agent)
+            if gate is not None and gate.inside:
+                return
+            await asyncio.sleep(0.01)
+
+    return wait
 
 
 @pytest.mark.django_db(transaction=True)
@@ -142,7 +158,8 @@ def test_a_task_whose_deadline_passes_while_it_waits_is_not_called(monkeypatch):
         AgentFactory(name="slow", url=slow.url, max_concurrency=1)
         bridge, published = recording_bridge(monkeypatch)
         soon = (datetime.now(UTC) + timedelta(seconds=0.4)).isoformat()
-        asyncio.run(process_all(bridge, [task_for("slow", 0), task_for("slow", 1, deadline=soon)]))
+        tasks = [task_for("slow", 0), task_for("slow", 1, deadline=soon)]
+        asyncio.run(process_all(bridge, tasks, between=first_one_inside(bridge, "slow")))
     assert slow.calls == 1
     (failed_at, _, failure), (_, _, answered) = sorted(published, key=lambda item: item[0])
     assert failure["task_id"] == "task-slow-1" and failure["status"] == "FAILURE"
@@ -170,7 +187,7 @@ def test_a_task_whose_step_is_cancelled_while_it_waits_is_not_called(monkeypatch
             )
 
         tasks = [task_for("slow", i, run_id=str(run.id)) for i in range(2)]
-        asyncio.run(process_all(bridge, tasks, during=cancel_the_second))
+        asyncio.run(process_all(bridge, tasks, during=cancel_the_second, between=first_one_inside(bridge, "slow")))
     assert slow.calls == 1
     assert [m["task_id"] for _, _, m in published] == ["task-slow-0"]
     assert bridge.tracker.committable()[PARTITION].offset == 2
