@@ -51,3 +51,15 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_int_list(name: str, default: list[int], *, minimum: int = 0) -> list[int]:
+    """A comma-separated list of whole numbers, each at least `minimum`, sorted."""
+    items = env_list(name, [str(item) for item in default])
+    try:
+        numbers = sorted(int(item) for item in items)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be comma-separated whole numbers, got {os.environ.get(name)!r}")
+    if numbers and numbers[0] < minimum:
+        raise ImproperlyConfigured(f"{name} must hold numbers of at least {minimum}, got {numbers[0]}")
+    return numbers

@@ -16,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 
 from config.encryption_key import development_encryption_keys, encryption_keys
-from config.env import env_bool, env_int, env_list, env_str
+from config.env import env_bool, env_int, env_int_list, env_list, env_str
 from config.secret_key import development_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -284,6 +284,9 @@ KAFKA_MAX_MESSAGE_BYTES = env_int("KAFKA_MAX_MESSAGE_BYTES", 8_388_608, minimum=
 # How often the executor and the bridge check whether the broker lost its messages (it restarted
 # empty): the logs' ends moved back. The executor then sends the work in flight again.
 KAFKA_LOSS_CHECK_SECONDS = env_int("KAFKA_LOSS_CHECK_SECONDS", 1, minimum=1)
+# ...and again this many seconds after the loss, for the runs still in flight: a message written just
+# as the broker came back may be lost too (the embedded broker can drop a partition's first batch).
+KAFKA_LOSS_RESEND_AGAIN_SECONDS = env_int_list("KAFKA_LOSS_RESEND_AGAIN_SECONDS", [5, 20], minimum=1)
 
 # Outbox: rows the relay could not send are retried with backoff up to this delay.
 OUTBOX_MAX_BACKOFF_SECONDS = env_int("OUTBOX_MAX_BACKOFF_SECONDS", 300, minimum=1)
@@ -305,6 +308,9 @@ BRIDGE_MAX_IN_FLIGHT = env_int("BRIDGE_MAX_IN_FLIGHT", 100, minimum=1)
 # Tasks held beyond those calls while they wait for an agent at its max_concurrency, so the bridge
 # keeps consuming tasks for the other agents (bounds the bridge's memory; their offsets wait too).
 BRIDGE_MAX_WAITING = env_int("BRIDGE_MAX_WAITING", 1000, minimum=0)
+# The answers a bridge sent lately, kept (up to this many bytes) so that a task sent again after the
+# broker lost its messages gets the same answer again instead of a second agent call.
+BRIDGE_RECENT_ANSWERS_BYTES = env_int("BRIDGE_RECENT_ANSWERS_BYTES", 64 * 1024 * 1024, minimum=0)
 # The most of one agent answer the bridge reads; a larger one fails the step (not retried).
 AGENT_RESPONSE_MAX_BYTES = env_int("AGENT_RESPONSE_MAX_BYTES", 4_194_304, minimum=1024)
 # GET /agents/{id}/health (viewers may call it) ends within this, whatever the agent's own timeout:

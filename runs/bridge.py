@@ -34,6 +34,7 @@ from runs import messages
 from runs.choices import LogLevel, LogSource, StepStatus
 from runs.gates import AgentGates, Gate
 from runs.models import RunLog, StepExecution
+from runs.recent import RecentAnswers
 
 log = logging.getLogger(__name__)
 DB_TRIES = 10  # about 13 s of backoff in all
@@ -164,6 +165,8 @@ class Bridge:
         self.semaphore = asyncio.Semaphore(settings.BRIDGE_MAX_IN_FLIGHT)
         self.gates = AgentGates()  # agents with a max_concurrency
         self.waiting = 0  # tasks waiting for such an agent, holding no slot (read by poll())
+        self.calling: set = set()  # correlation ids of the tasks being handled
+        self.recent = RecentAnswers(settings.BRIDGE_RECENT_ANSWERS_BYTES)
         self.loss = kafka.LossWatch([settings.KAFKA_TASKS_TOPIC, settings.KAFKA_RESULTS_TOPIC])
 
     def stop(self, *args) -> None:
@@ -174,7 +177,14 @@ class Bridge:
         published: list = []  # set by finish(): whether this task's result went out
         name = str(task.get("agent_name") or "")
         entered: Gate | None = None  # the agent's gate, once this task holds one of its turns
+        correlation_id = task.get("correlation_id")
+        calling = False  # this task holds its correlation id in self.calling
         try:
+            if await self.answered_before(task, published):
+                return
+            if correlation_id:
+                self.calling.add(correlation_id)
+                calling = True
             async with self.semaphore:
                 prepared = await loop.run_in_executor(self.db, retrying, task_prepare, task)
                 gate = self.gates.gate(name, prepared.max_concurrency) if prepared.call else None
@@ -207,9 +217,27 @@ class Bridge:
                 except Exception:  # noqa: BLE001 - stopping with Kafka away: the step's deadline covers it
                     log.exception("could not publish the failure of task %s", task.get("task_id"))
         finally:
+            if calling:
+                self.calling.discard(correlation_id)
             if entered is not None:
                 self.gates.leave(name, entered)
             self.tracker.done(partition, offset)
+
+    async def answered_before(self, task: dict, published: list) -> bool:
+        """True for a task this bridge is calling already, or answered lately: a copy the executor sent
+        again after the broker lost its messages. The agent is not called twice; a kept answer goes out
+        again, since it may be the message the broker lost."""
+        correlation_id = task.get("correlation_id")
+        if correlation_id in self.calling:
+            log.info("task %s is being called already; this copy is dropped", task.get("task_id"))
+            return True
+        answer = self.recent.get(correlation_id)
+        if answer is None:
+            return False
+        log.info("task %s was answered already; the answer is sent again", task.get("task_id"))
+        await self.publish(answer)
+        published.append(True)
+        return True
 
     async def handle(self, client: httpx.AsyncClient, task: dict, prepared: Prepared, published: list) -> None:
         """Drops the task, publishes why it cannot be called, or calls the agent and publishes its answer."""
@@ -242,8 +270,10 @@ class Bridge:
             self.waiting -= 1
 
     async def finish(self, task: dict, result: CallResult, prepared: Prepared, published: list) -> None:
-        await self.publish(result_message(task, result))
+        message = result_message(task, result)
+        await self.publish(message)
         published.append(True)
+        self.recent.keep(task.get("correlation_id"), message)
         if prepared.known:
             url = prepared.call.url if prepared.call else None
             await asyncio.get_running_loop().run_in_executor(self.db, retrying, call_log, task, result, url)

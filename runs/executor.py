@@ -171,6 +171,8 @@ class Executor:
         self.consumer = None
         self.last_tick = 0.0
         self.resend_due = False
+        self.resend_round = 0  # 0: at the loss; then one per KAFKA_LOSS_RESEND_AGAIN_SECONDS
+        self.resend_again: list[float] = []  # when to send again, for the runs still in flight
         self.loss = kafka.LossWatch([*self.handlers, settings.KAFKA_TASKS_TOPIC])
         self.last_offsets: dict = {}
         self.transient_failures: dict = {}
@@ -205,10 +207,16 @@ class Executor:
         """When the broker lost its messages, the work in flight is sent again at once, rather than
         waiting for step deadlines and run leases."""
         try:
+            now = time.monotonic()
             if self.loss.check(self.consumer):
-                self.resend_due = True
+                self.resend_due, self.resend_round = True, 0
+                self.resend_again = [now + seconds for seconds in settings.KAFKA_LOSS_RESEND_AGAIN_SECONDS]
+            elif not self.resend_due and self.resend_again and now >= self.resend_again[0]:
+                # Again, later: what was written just as the broker came back may be lost as well.
+                self.resend_again.pop(0)
+                self.resend_due, self.resend_round = True, self.resend_round + 1
             if self.resend_due:
-                inflight_resend()
+                inflight_resend(self.resend_round)
                 self.resend_due = False  # kept until it went through: the database may be away too
         except Exception:  # noqa: BLE001 - broker or database trouble: the next check tries again
             log.exception("checking the broker for lost messages failed")

@@ -24,9 +24,12 @@ RESEND_LOCK_SECONDS = 10  # several executors notice the same loss: one of them 
 BATCH = 500
 
 
-def inflight_resend() -> int:
-    """Sends again the work in flight of every active run. Returns how many messages went out."""
-    if not cache.add(RESEND_LOCK, True, timeout=RESEND_LOCK_SECONDS):
+def inflight_resend(round_: int = 0) -> int:
+    """Sends again the work in flight of every active run. Returns how many messages went out.
+
+    `round_` 0 is at the loss, the next ones a few seconds later (KAFKA_LOSS_RESEND_AGAIN_SECONDS):
+    each executor that noticed the loss asks for each round, and one of them sends it."""
+    if not cache.add(f"{RESEND_LOCK}:{round_}", True, timeout=RESEND_LOCK_SECONDS):
         return 0
     total, sent = 0, []
     active = Run.objects.filter(status__in=(RunStatus.PENDING, RunStatus.RUNNING)).order_by("pk")
@@ -34,16 +37,16 @@ def inflight_resend() -> int:
         with unit_of_work(sent):
             run = locked_run(run_id)
             if run is not None:
-                run_resend(run)
+                run_resend(run, round_)
         if len(sent) >= BATCH:
             total += outbox_relay(sent)
             sent = []
     total += outbox_relay(sent)
-    log.warning("the broker lost its messages: %d message(s) of runs in flight sent again", total)
+    log.warning("the broker lost its messages: %d message(s) of runs in flight sent again (round %d)", total, round_)
     return total
 
 
-def run_resend(run: Run) -> None:
+def run_resend(run: Run, round_: int = 0) -> None:
     if run.status == RunStatus.PENDING:
         execution_request_enqueue(run)
         return
@@ -61,5 +64,5 @@ def run_resend(run: Run) -> None:
             run,
             "The broker lost its messages; the tasks of the running steps were sent again",
             source=LogSource.EXECUTOR,
-            data={"steps": resent},
+            data={"steps": resent, "round": round_},
         )

@@ -51,9 +51,11 @@ class Broker:
 
 @pytest.fixture(autouse=True)
 def unlocked():
-    cache.delete(RESEND_LOCK)  # the guard against several executors lives in the shared cache
+    # The guard against several executors lives in the shared cache, one key per round.
+    keys = [f"{RESEND_LOCK}:{round_}" for round_ in range(4)]
+    cache.delete_many(keys)
     yield
-    cache.delete(RESEND_LOCK)
+    cache.delete_many(keys)
 
 
 @pytest.fixture
@@ -137,7 +139,7 @@ def test_the_executor_sends_again_once_the_database_is_back(db, monkeypatch):
         def check(self, consumer):
             return [TopicPartition("t", 0)] if not calls else []
 
-    def resend():
+    def resend(round_):
         calls.append(1)
         if len(calls) == 1:
             raise RuntimeError("database away")
@@ -148,6 +150,36 @@ def test_the_executor_sends_again_once_the_database_is_back(db, monkeypatch):
     executor.loss_check()  # the loss is not seen again, but the send it owes is still made
     executor.loss_check()
     assert calls == [1, 1]
+
+
+def test_after_a_loss_the_work_still_in_flight_is_sent_again_later(db, monkeypatch, settings):
+    """What was written just as the broker came back can be lost too (the embedded broker may drop a
+    partition's first batch then): the executor sends again a few seconds later, twice, then stops."""
+    settings.KAFKA_LOSS_RESEND_AGAIN_SECONDS = [5, 20]
+    executor, rounds, now = Executor(), [], [1000.0]
+
+    class Watch:
+        def check(self, consumer):
+            return [TopicPartition("t", 0)] if now[0] == 1000.0 else []
+
+    executor.loss = Watch()
+    monkeypatch.setattr("runs.executor.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("runs.executor.inflight_resend", rounds.append)
+    for second in range(0, 60):
+        now[0] = 1000.0 + second
+        executor.loss_check()
+    assert rounds == [0, 1, 2]
+
+
+def test_each_round_is_sent_by_one_executor_and_a_later_round_sends_again(db):
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    [task] = tasks(start(run))
+    before = OutboxMessage.objects.count()
+    inflight_resend(0)
+    inflight_resend(0)  # a second executor
+    inflight_resend(1)  # five seconds later: the step still waits for its result
+    again = OutboxMessage.objects.order_by("id")[before:]
+    assert [m.payload["correlation_id"] for m in again] == [task["correlation_id"]] * 2
 
 
 def test_a_partition_the_client_forgot_is_no_crash():
