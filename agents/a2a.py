@@ -26,6 +26,7 @@ from django.conf import settings
 
 from agents.card import CARD_MAX_BYTES, card_urls
 from agents.policy import retry_delay
+from core import tracing
 
 PROTOCOL_03 = "0.3"
 PROTOCOL_10 = "1.0"
@@ -235,6 +236,7 @@ async def _attempt(client, call: AgentCall, protocol, input_data, headers, task_
     headers = {"Content-Type": "application/json", "Accept": "application/json", **headers}
     if protocol == PROTOCOL_10:
         headers["A2A-Version"] = PROTOCOL_10
+    tracing.inject(headers)  # W3C traceparent of the bridge's agent-call span, when tracing is on
     left = max(remaining(), 0.001)
     # The read timeout is left loose on purpose: the call's own deadline (asyncio.timeout) is what ends a slow call.
     timeout = httpx.Timeout(left + 1, connect=min(left, CONNECT_TIMEOUT))

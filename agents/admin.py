@@ -1,9 +1,11 @@
 from django import forms
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.db import models
 from simple_history.admin import SimpleHistoryAdmin
 
-from agents import services
+from agents import breaker, services
+from agents.api.circuit import CircuitBreakerConfigSerializer, circuit_states
 from agents.api.serializers import mask_auth_config
 from agents.models import Agent
 from core.admin_mixins import ServiceErrorsAdminMixin
@@ -22,6 +24,19 @@ class AgentForm(forms.ModelForm):
 
     # No Meta: the admin builds the model part (its widgets, formfield_overrides, readonly fields).
 
+    def clean_circuit_breaker_config(self):
+        """The API's rules (bounds, known keys); missing keys take the defaults, empty means all defaults."""
+        value = self.cleaned_data.get("circuit_breaker_config")
+        if value is None:
+            return None
+        checked = CircuitBreakerConfigSerializer(data=value)
+        if not checked.is_valid():
+            errors = checked.errors
+            if not isinstance(errors, dict):
+                raise forms.ValidationError("Must be a JSON object.")
+            raise forms.ValidationError([f"{key}: {' '.join(map(str, messages))}" for key, messages in errors.items()])
+        return breaker.config_of(checked.validated_data)
+
     def clean_secret(self):
         secret = self.cleaned_data["secret"]
         if secret and not services.REQUIRED_SECRET.get(self.instance.auth_type):
@@ -34,7 +49,16 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     """Saves and deletes go through the services, so the admin writes the audit trail too and
     deleting is the same soft delete as in the API."""
 
-    list_display = ("name", "url", "status", "auth_type", "timeout_ms", "max_concurrency", "updated_at")
+    list_display = (
+        "name",
+        "url",
+        "status",
+        "auth_type",
+        "timeout_ms",
+        "max_concurrency",
+        "breaker_state",
+        "updated_at",
+    )
     list_filter = ("status", "auth_type")
     search_fields = ("name", "url", "description")
     # Auth settings hold secrets and are validated as a whole: the API edits them, the admin shows them.
@@ -47,6 +71,7 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
         "updated_by",
         "auth_type",
         "masked_auth_config",
+        "circuit_state",
     )
     form = AgentForm
     exclude = ("auth_config",)
@@ -54,6 +79,30 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     history_list_display = ("status", "url", "timeout_ms", "max_concurrency")
     # Django 6's default for a URL typed without a scheme, chosen now.
     formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def get_changelist(self, request, **kwargs):
+        return CircuitChangeList
+
+    @admin.display(description="Circuit breaker")
+    def breaker_state(self, obj):
+        view = getattr(obj, "circuit_view", None) or circuit_states([obj])[obj.pk]
+        return view["state"].replace("_", "-")
+
+    @admin.display(description="Circuit breaker state")
+    def circuit_state(self, obj):
+        if obj is None or obj._state.adding:
+            return "-"
+        view = circuit_states([obj])[obj.pk]
+        parts = [view["state"].replace("_", "-")]
+        if view["opened_at"]:
+            parts.append(f"opened at {view['opened_at']}")
+        if view["retry_at"]:
+            parts.append(f"trial at {view['retry_at']}")
+        parts.append(f"{view['consecutive_failures']} failures in a row")
+        parts.append(f"{view['recent_failures']} of {view['recent_calls']} calls failed in the window")
+        if view["last_error"]:
+            parts.append(f"last error: {view['last_error']}")
+        return "; ".join(parts)
 
     @admin.display(description="Auth config")
     def masked_auth_config(self, obj):
@@ -79,3 +128,12 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     def delete_queryset(self, request, queryset):
         for agent in queryset.live():
             services.agent_delete(agent=agent, user=request.user)
+
+
+class CircuitChangeList(ChangeList):
+    def get_results(self, request):
+        super().get_results(request)
+        # One read of the store for the page, not one per row.
+        views = circuit_states(self.result_list)
+        for agent in self.result_list:
+            agent.circuit_view = views[agent.pk]

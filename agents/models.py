@@ -47,6 +47,8 @@ class Agent(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(MAX_CONCURRENCY_LIMIT)],
         help_text="Calls to this agent in flight at once per bridge process; empty: no limit.",
     )
+    # Null: the defaults (agents.breaker.DEFAULT_CONFIG); else the whole configuration, merged at save.
+    circuit_breaker_config = models.JSONField(null=True, blank=True)
     status = models.CharField(max_length=16, choices=AgentStatus.choices, default=AgentStatus.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -87,3 +89,15 @@ class Agent(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == AgentStatus.ACTIVE
+
+
+class AgentCircuit(models.Model):
+    """An agent's circuit breaker state when there is no Redis (agents.breaker_store.DatabaseStore):
+    one row per agent, changed under its row lock so that every bridge process sees the same state."""
+
+    agent = models.OneToOneField(Agent, primary_key=True, on_delete=models.CASCADE, related_name="circuit")
+    data = models.JSONField(default=dict)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return f"circuit of {self.agent_id}"

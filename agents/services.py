@@ -18,6 +18,7 @@ AUDITED_FIELDS = (
     "timeout_ms",
     "retry_config",
     "max_concurrency",
+    "circuit_breaker_config",
     "status",
 )
 DEFAULT_PORTS = {"http": 80, "https": 443}

@@ -21,6 +21,7 @@ What it measures
        * ``/api/v1/workflows``                             first page (20 items, newest first)
        * ``/api/v1/workflows?name=<term>``                 case-insensitive substring matching ~1% of rows
        * ``/api/v1/workflows?ordering=-updated_at``        recently updated first
+       * ``/api/v1/workflows?fields=id,name,version,status`` items trimmed (the definition is not read)
        * ``/api/v1/audit-logs``                            first page (newest first)
        * ``/api/v1/audit-logs?action=workflow.update``     one action (~15% of the events)
        * ``/api/v1/audit-logs?user=<u>&created_after=<t>`` one of 20 users over the last 30 days
@@ -495,6 +496,7 @@ def main() -> int:
         ("/api/v1/workflows", "/api/v1/workflows"),
         (f"/api/v1/workflows?name={NAME_TERM}", f"/api/v1/workflows?name={NAME_TERM}"),
         ("/api/v1/workflows?ordering=-updated_at", "/api/v1/workflows?ordering=-updated_at"),
+        ("/api/v1/workflows?fields=id,name,version,status", "/api/v1/workflows?fields=id,name,version,status"),
         ("/api/v1/audit-logs", "/api/v1/audit-logs"),
         ("/api/v1/audit-logs?action=workflow.update", "/api/v1/audit-logs?action=workflow.update"),
         (f"/api/v1/audit-logs?user={AUDIT_USER}&created_after=-30d", audit_user),

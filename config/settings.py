@@ -14,7 +14,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
+from config import cors, doc_pages
 from config.encryption_key import development_encryption_keys, encryption_keys
 from config.env import env_bool, env_int, env_int_list, env_list, env_str
 from config.secret_key import development_secret_key
@@ -40,6 +42,11 @@ FIELD_ENCRYPTION_KEY_MISSING = not FIELD_ENCRYPTION_KEY
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+# Browser apps on these origins may call the API (config/cors.py); empty: none.
+CORS_ALLOWED_ORIGINS = cors.allowed_origins(env_list("CORS_ALLOWED_ORIGINS", []))
+CORS_ALLOW_HEADERS = cors.ALLOW_HEADERS
+CORS_EXPOSE_HEADERS = cors.EXPOSE_HEADERS
+CORS_URLS_REGEX = cors.URLS_REGEX
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -48,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "corsheaders",
     "rest_framework",
     "rest_framework_api_key",
     "rest_framework_simplejwt",
@@ -68,6 +76,10 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "core.middleware.RequestIdMiddleware",
+    # Before anything that answers on its own (413, auth): preflights and errors get the CORS headers.
+    "corsheaders.middleware.CorsMiddleware",
+    # A span per request when tracing is on (OTEL_EXPORTER_OTLP_ENDPOINT; core/tracing.py).
+    "core.tracing.TracingMiddleware",
     "core.api.limits.BodySizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -204,11 +216,8 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
-        "rest_framework.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
-    ],
+    # JSON only: a form, multipart or text body is a 415 that says to send JSON (core.api.exceptions).
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {"auth": env_str("AUTH_THROTTLE_RATE", "30/min")},
@@ -239,6 +248,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": doc_pages.SWAGGER_UI_SETTINGS,
+    "REDOC_UI_SETTINGS": doc_pages.REDOC_UI_SETTINGS,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "POSTPROCESSING_HOOKS": [
@@ -247,8 +258,10 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "core.roles.Role.choices",
+        "RunStatusEnum": "runs.choices.RunStatus.choices",  # Run, RunAction and RunRetry share it
         "LifecycleStatusEnum": ["active", "inactive"],
         "CheckStatusEnum": ["ok", "error"],
+        "CircuitStateEnum": ["closed", "open", "half_open", "unknown"],
     },
 }
 
@@ -311,6 +324,11 @@ BRIDGE_MAX_WAITING = env_int("BRIDGE_MAX_WAITING", 1000, minimum=0)
 # The answers a bridge sent lately, kept (up to this many bytes) so that a task sent again after the
 # broker lost its messages gets the same answer again instead of a second agent call.
 BRIDGE_RECENT_ANSWERS_BYTES = env_int("BRIDGE_RECENT_ANSWERS_BYTES", 64 * 1024 * 1024, minimum=0)
+# While calls are in flight, the bridge asks this often which of their steps ended (cancelled, timed
+# out) and abandons those calls (runs/abandon.py): one query for all of them.
+BRIDGE_ABANDON_CHECK_MS = env_int("BRIDGE_ABANDON_CHECK_MS", 1000, minimum=50)
+# Agents' circuit breakers (their `circuit_breaker_config`); off: every bridge calls agents without them.
+CIRCUIT_BREAKER_ENABLED = env_bool("CIRCUIT_BREAKER_ENABLED", True)
 # The most of one agent answer the bridge reads; a larger one fails the step (not retried).
 AGENT_RESPONSE_MAX_BYTES = env_int("AGENT_RESPONSE_MAX_BYTES", 4_194_304, minimum=1024)
 # GET /agents/{id}/health (viewers may call it) ends within this, whatever the agent's own timeout:
@@ -361,19 +379,34 @@ EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=7)
 
 # /metrics needs no credentials unless a token is set (then: Authorization: Bearer <token>).
 METRICS_TOKEN = env_str("METRICS_TOKEN") or None
+# The engine metrics (runs, outbox backlog, consumer lag; runs/metrics.py) a scrape reads are kept this
+# long in the shared cache, so many scrapers cost the database one read per period; 0: read each time.
+ENGINE_METRICS_CACHE_SECONDS = env_int("ENGINE_METRICS_CACHE_SECONDS", 5, minimum=0)
 # Each dependency named here gets a check entry in /health/ready.
 READINESS_TIMEOUT_SECONDS = env_int("READINESS_TIMEOUT_SECONDS", 2, minimum=1)
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# "plain" (text lines) or "json" (one JSON object per line, with request_id, run_id, step_id when known).
+LOG_FORMAT = env_str("LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be plain or json, not {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "core.middleware.RequestIdLogFilter"}},
+    "filters": {
+        "request_id": {"()": "core.middleware.RequestIdLogFilter"},
+        "log_context": {"()": "core.logs.LogContextFilter"},  # run_id, step_id, trace_id
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "core.logs.JsonFormatter"},
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["request_id", "log_context"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {

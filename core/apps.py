@@ -10,7 +10,11 @@ class CoreConfig(AppConfig):
 
         from core.checks import encryption_key_check, secret_key_check
         from core.folders import local_folders_create
+        from core.logs import celery_hook as celery_logs_hook
+        from core.tracing import celery_hook
 
         checks.register(secret_key_check, checks.Tags.security, deploy=True)
         checks.register(encryption_key_check, checks.Tags.security, deploy=True)
         local_folders_create()
+        celery_hook()  # each Celery worker process sets up its tracing (when OTEL_EXPORTER_OTLP_ENDPOINT is set)
+        celery_logs_hook()  # LOG_FORMAT=json in the worker and beat too

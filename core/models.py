@@ -58,6 +58,9 @@ class OutboxMessage(models.Model):
     last_error = models.TextField(blank=True, default="")
     # Given up on (OUTBOX_MAX_ATTEMPTS failures, or a message Kafka can never take): kept, not retried.
     dead_at = models.DateTimeField(null=True, blank=True)
+    # The W3C trace context (traceparent, tracestate) of the transaction that wrote the row: the relay
+    # sends it as Kafka headers, so the consumer's span joins the writer's trace. Null: no tracing.
+    trace_context = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ("id",)

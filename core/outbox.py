@@ -18,7 +18,7 @@ from django.db.models import F
 from django.utils import timezone
 from kafka.errors import MessageSizeTooLargeError
 
-from core import kafka
+from core import kafka, tracing
 from core.collect import collecting
 from core.models import OutboxMessage
 
@@ -76,7 +76,7 @@ def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:
     notify = collected is None
     # Rows the writer relays itself are left alone by the worker for a while (no double sends).
     due = timezone.now() + (timedelta(0) if notify else send_window())
-    message = OutboxMessage(topic=topic, key=key, payload=payload, next_attempt_at=due)
+    message = OutboxMessage(topic=topic, key=key, payload=payload, next_attempt_at=due, trace_context=tracing.carrier())
     if not notify:
         collected.append(message)
         return message
@@ -115,7 +115,7 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
         futures = []
         for message in messages:
             try:  # one by one: a message refused at once must not hold back the others
-                futures.append((message, producer.send(message.topic, key=message.key, value=message.payload)))
+                futures.append((message, _send(producer, message)))
             except MessageSizeTooLargeError as exc:  # over max_request_size: it will never go
                 failed.append(message)
                 errors[message.id] = f"{type(exc).__name__}: {exc}"
@@ -155,6 +155,18 @@ def outbox_relay(messages: list[OutboxMessage]) -> int:
     for message in dead_rows:
         _dead_handle(message, errors.get(message.id, error))
     return len(sent)
+
+
+def _send(producer, message: OutboxMessage):
+    """Sends one row; its trace context (the writer's) goes along as Kafka headers, under a PRODUCER span."""
+    if not tracing.enabled() or not message.trace_context:
+        return producer.send(message.topic, key=message.key, value=message.payload)
+    attributes = {"messaging.system": "kafka", "messaging.destination.name": message.topic, "outbox.id": message.id}
+    attributes.update(tracing.attributes_of(message.payload))
+    name = f"send {message.topic}"
+    with tracing.span(name, kind=tracing.SpanKind.PRODUCER, attributes=attributes, parent=message.trace_context):
+        headers = tracing.kafka_headers()
+        return producer.send(message.topic, key=message.key, value=message.payload, headers=headers)
 
 
 def outbox_relay_pending(*, limit: int = 500) -> int:

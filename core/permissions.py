@@ -20,12 +20,19 @@ class HasRole(permissions.BasePermission):
     (other methods, default editor) and `action_roles` ({action name: role}) for the rest.
     """
 
-    message = "Your role does not allow this action."
+    message = "Your role does not allow this action."  # replaced by the role needed, per request
 
     def has_permission(self, request, view):
         if not request.user or not request.user.is_authenticated:
             return False
-        return has_role(request_role(request), required_role(view, request))
+        role, needed = request_role(request), required_role(view, request)
+        if has_role(role, needed):
+            return True
+        # DRF makes a permission object per request, so the 403 can say what this one lacked.
+        self.message = f"This action needs the {needed.value} role; " + (
+            f"your role is {role.value}" if role else "you have no role"
+        )
+        return False
 
 
 def required_role(view, request=None) -> Role:

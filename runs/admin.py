@@ -30,7 +30,7 @@ class LogInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = RunLog
     fields = ("timestamp", "level", "source", "step_id", "message")
     readonly_fields = fields
-    ordering = ("id",)
+    ordering = ("timestamp", "id")
     extra = 0
 
 

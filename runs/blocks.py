@@ -57,7 +57,8 @@ class Blocks:
         """The branch a conditional did not take: recorded SKIPPED, so it is visible and never runs."""
         row = self.new_row(step_id, scope=block.scope, parent=block, step_type=self.plan.kind(step_id))
         step_transition(row, StepStatus.SKIPPED, run=self.run)
-        row.started_at = row.completed_at = timezone.now()
+        row.started_at = timezone.now()
+        row.end_at(row.started_at)
         row.save()
         self.remember(row)
         monitoring_publish(self.run, status=StepStatus.SKIPPED, step_id=step_id, metadata=self.where(row))

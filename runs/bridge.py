@@ -2,12 +2,15 @@
 
 Calls run concurrently on one asyncio loop (at most BRIDGE_MAX_IN_FLIGHT at once, and at most an
 agent's `max_concurrency` to that agent: tasks beyond it wait without a slot); the Kafka consumer is
-polled from a worker thread. A task's offset is committed only once its result has been published,
+polled from a worker thread. A task's offset is committed only once its result has been published (or
+its call abandoned because its step ended meanwhile: runs/abandon.py),
 and never past a task still in flight (at-least-once: after a crash the executor may see a result
 twice, and ignores the second).
 """
 
 import asyncio
+import contextlib
+import functools
 import itertools
 import logging
 import signal
@@ -21,16 +24,20 @@ import httpx
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.db.models import Subquery
+from django.utils import timezone
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from agents.a2a import AgentCall, CallResult, call_agent
+from agents.breaker_calls import CircuitBreakers
 from agents.card import auth_headers
 from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_policy
-from core import kafka
+from core import kafka, tracing
 from core.db import connections_refresh, storable, transient
+from core.logs import log_context
 from runs import messages
+from runs.abandon import Abandon
 from runs.choices import LogLevel, LogSource, StepStatus
 from runs.gates import AgentGates, Gate
 from runs.models import RunLog, StepExecution
@@ -64,6 +71,8 @@ class Prepared:
     skip: str | None = None  # why the task is dropped without a result: its step no longer waits for one
     known: bool = False  # our executor dispatched it, so the call is logged on the run
     max_concurrency: int | None = None  # the agent's limit of calls at once in this process (None: no limit)
+    agent_id: str | None = None  # the key of the agent's circuit breaker
+    breaker: dict | None = None  # the agent's circuit_breaker_config as stored (None: the defaults)
 
 
 def task_prepare(task: dict) -> Prepared:
@@ -100,7 +109,13 @@ def task_prepare(task: dict) -> Prepared:
         max_delay_ms=int(policy["max_delay_ms"]),
         backoff_multiplier=float(policy["backoff_multiplier"]),
     )
-    return Prepared(call=call, known=known, max_concurrency=agent.max_concurrency)
+    return Prepared(
+        call=call,
+        known=known,
+        max_concurrency=agent.max_concurrency,
+        agent_id=str(agent.pk),
+        breaker=agent.circuit_breaker_config,
+    )
 
 
 def retrying(work, *args):
@@ -124,7 +139,7 @@ def result_message(task: dict, result: CallResult) -> dict:
     )
 
 
-def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:
+def call_log(task: dict, result: CallResult, agent_url: str | None, at) -> None:
     connections_refresh()
     if result.ok:
         message, level = f"Agent '{task.get('agent_name')}' answered in {result.duration_ms} ms", LogLevel.INFO
@@ -142,6 +157,7 @@ def call_log(task: dict, result: CallResult, agent_url: str | None) -> None:
             "duration_ms": result.duration_ms,
             "url": agent_url,
         },
+        timestamp=at,
     )
 
 
@@ -155,6 +171,21 @@ def too_large(message: dict, exc: Exception) -> dict:
     return {**message, "status": "FAILURE", "output_data": None, "error_message": error}
 
 
+def traced(process):
+    """`process(client, partition, offset, task, headers=None)`: the task is handled under a CONSUMER span
+    continuing the trace in its Kafka `headers`, with its run and step on every log line."""
+
+    @functools.wraps(process)
+    async def wrapper(self, client, partition, offset: int, task: dict, headers=None) -> None:
+        attributes = {"messaging.system": "kafka", "messaging.source.name": settings.KAFKA_TASKS_TOPIC}
+        attributes.update(tracing.attributes_of(task))
+        with tracing.span("bridge task", kind=tracing.SpanKind.CONSUMER, attributes=attributes, parent=headers):
+            with log_context(run_id=task.get("run_id"), step_id=task.get("step_id")):
+                await process(self, client, partition, offset, task)
+
+    return wrapper
+
+
 class Bridge:
     def __init__(self):
         self.stopping = False
@@ -164,6 +195,8 @@ class Bridge:
         self.db = ThreadPoolExecutor(8, thread_name_prefix="bridge-db")
         self.semaphore = asyncio.Semaphore(settings.BRIDGE_MAX_IN_FLIGHT)
         self.gates = AgentGates()  # agents with a max_concurrency
+        self.breakers = CircuitBreakers(self.db)  # agents' circuit breakers (state shared by every bridge)
+        self.abandon = Abandon(self.db, retrying)  # calls whose step ended meanwhile are given up
         self.waiting = 0  # tasks waiting for such an agent, holding no slot (read by poll())
         self.calling: set = set()  # correlation ids of the tasks being handled
         self.recent = RecentAnswers(settings.BRIDGE_RECENT_ANSWERS_BYTES)
@@ -172,6 +205,7 @@ class Bridge:
     def stop(self, *args) -> None:
         self.stopping = True
 
+    @traced
     async def process(self, client: httpx.AsyncClient, partition, offset: int, task: dict) -> None:
         loop = asyncio.get_running_loop()
         published: list = []  # set by finish(): whether this task's result went out
@@ -241,20 +275,69 @@ class Bridge:
 
     async def handle(self, client: httpx.AsyncClient, task: dict, prepared: Prepared, published: list) -> None:
         """Drops the task, publishes why it cannot be called, or calls the agent and publishes its answer."""
+        ticket = None
+        if prepared.call is not None:  # may wait, holding no slot, while the agent's circuit breaker is open
+            prepared, ticket = await self.circuit_turn(task, prepared)
         if prepared.skip:
             log.info("task %s skipped: %s", task.get("task_id"), prepared.skip)
             return
+        answered_at = None  # when the agent's answer came: the call log's timestamp
         if prepared.call is None:
             result = CallResult(ok=False, output=None, error=prepared.error, duration_ms=0, attempts=0)
         else:
-            result = await call_agent(
-                client,
-                prepared.call,
-                task.get("input_data") or {},
-                correlation_id=str(task.get("correlation_id")),
-                task_id=str(task.get("task_id")),
-            )
-        await self.finish(task, result, prepared, published)
+            attributes = {**tracing.attributes_of(task), "url.full": prepared.call.url}
+            with tracing.span(
+                f"agent call {task.get('agent_name')}", kind=tracing.SpanKind.CLIENT, attributes=attributes
+            ):
+                result = await self.abandon.call(
+                    task,
+                    call_agent(
+                        client,
+                        prepared.call,
+                        task.get("input_data") or {},
+                        correlation_id=str(task.get("correlation_id")),
+                        task_id=str(task.get("task_id")),
+                    ),
+                )
+                if result is None:  # abandoned: its step no longer waits for a result (runs/abandon.py)
+                    await self.breakers.release(ticket)
+                    return
+                answered_at = timezone.now()
+                tracing.outcome(result.ok, result.error)
+            await self.breakers.record(ticket, result.ok, result.error, prepared.breaker)
+        await self.finish(task, result, prepared, published, at=answered_at)
+
+    async def circuit_turn(self, task: dict, prepared: Prepared) -> tuple[Prepared, object]:
+        """The agent's circuit breaker lets the call through (a ticket), or the task waits for its half-open
+        trial, is read again after (cancelled meanwhile?), and fails if its deadline comes first."""
+        ticket, refused = await self.breakers.admit(
+            prepared.agent_id,
+            str(task.get("agent_name")),
+            prepared.breaker,
+            timeout_ms=prepared.call.timeout_ms,
+            left_ms=time_left_ms(task.get("deadline")),
+            outside_slot=self.slot_released,
+        )
+        if refused:
+            return Prepared(error=refused, known=prepared.known), None
+        if ticket is not None and ticket.waited:
+            again = await asyncio.get_running_loop().run_in_executor(self.db, retrying, task_prepare, task)
+            if again.call is None:
+                await self.breakers.release(ticket)
+                return again, None
+            prepared = again
+        return prepared, ticket
+
+    @contextlib.asynccontextmanager
+    async def slot_released(self):
+        """Gives the task's call slot up while it waits for something else (counted for poll())."""
+        self.semaphore.release()
+        self.waiting += 1
+        try:
+            yield
+        finally:
+            self.waiting -= 1
+            await self.semaphore.acquire()
 
     async def wait_turn(self, gate: Gate, task: dict) -> bool:
         """Waits for a turn at the agent's gate; False when the task's deadline comes first."""
@@ -269,21 +352,32 @@ class Bridge:
         finally:
             self.waiting -= 1
 
-    async def finish(self, task: dict, result: CallResult, prepared: Prepared, published: list) -> None:
+    async def finish(self, task: dict, result: CallResult, prepared: Prepared, published: list, at=None) -> None:
+        if prepared.known:
+            # Logged before the result goes out and stamped when the answer came (`at`), so the run's
+            # log has it before what the executor does with the result.
+            url = prepared.call.url if prepared.call else None
+            try:
+                await asyncio.get_running_loop().run_in_executor(
+                    self.db, retrying, call_log, task, result, url, at or timezone.now()
+                )
+            except Exception:  # noqa: BLE001 - the answer still goes out: the log must not cost the result
+                log.exception("could not log the call of task %s", task.get("task_id"))
         message = result_message(task, result)
         await self.publish(message)
         published.append(True)
         self.recent.keep(task.get("correlation_id"), message)
-        if prepared.known:
-            url = prepared.call.url if prepared.call else None
-            await asyncio.get_running_loop().run_in_executor(self.db, retrying, call_log, task, result, url)
 
     async def publish(self, message: dict) -> None:
         """Sends a result, retrying until Kafka takes it: the call was made, its answer must not be lost."""
         loop = asyncio.get_running_loop()
         for attempt in itertools.count():
             try:
-                future = kafka.producer().send(settings.KAFKA_RESULTS_TOPIC, key=str(message["run_id"]), value=message)
+                # With tracing on, the task's span goes along: the executor's handling continues it.
+                extra = {"headers": tracing.kafka_headers()} if tracing.enabled() else {}
+                future = kafka.producer().send(
+                    settings.KAFKA_RESULTS_TOPIC, key=str(message["run_id"]), value=message, **extra
+                )
                 await loop.run_in_executor(self.db, future.get, settings.KAFKA_SEND_TIMEOUT_SECONDS)
                 return
             except MessageSizeTooLargeError as exc:
@@ -365,7 +459,7 @@ class Bridge:
                             log.warning("malformed task at %s@%s skipped: %s", partition.topic, record.offset, exc)
                             self.tracker.done(partition, record.offset)
                             continue
-                        job = asyncio.create_task(self.process(client, partition, record.offset, task))
+                        job = asyncio.create_task(self.process(client, partition, record.offset, task, record.headers))
                         tasks.add(job)
                         job.add_done_callback(tasks.discard)
                 if once and not records and not tasks and self.consumer.assignment():
@@ -380,5 +474,9 @@ class Bridge:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
         started = time.monotonic()
-        asyncio.run(self.main(once=once))
+        tracing.init("bridge")
+        try:
+            asyncio.run(self.main(once=once))
+        finally:
+            tracing.shutdown()
         log.debug("bridge ran for %.1f s", time.monotonic() - started)

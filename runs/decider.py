@@ -34,11 +34,17 @@ from runs.events import step_event
 from runs.models import Run, StepExecution
 from runs.outcome import WAITING, Outcome
 from runs.plan import ITERATION, SLOT_TYPES, Plan
-from runs.services import monitoring_publish, run_log, run_transition, step_transition, steps_cancel
+from runs.services import (
+    durations_stamp,
+    monitoring_publish,
+    run_log,
+    run_transition,
+    step_transition,
+    steps_cancel,
+)
 from workflows.definition.references import UnresolvedReference, resolve_value
 
 SOURCE = LogSource.EXECUTOR
-MAX_DURATION_MS = 2_147_483_647  # the column's limit (PostgreSQL integer)
 
 
 def live_agent(name: str) -> Agent | None:
@@ -69,12 +75,9 @@ class Decider(Blocks):
         while row is not None:  # the holders the caller loaded with it (select_related)
             self.remember(row)
             row = row.parent if StepExecution.parent.is_cached(row) else None
-        now = timezone.now()
-        execution.completed_at = now
-        duration = result.get("duration_ms")
-        if not isinstance(duration, int) or isinstance(duration, bool) or not 0 <= duration <= MAX_DURATION_MS:
-            duration = int((now - execution.started_at).total_seconds() * 1000)  # ours, when theirs is unusable
-        execution.duration_ms = min(max(duration, 0), MAX_DURATION_MS)
+        # The step's duration is its own span (dispatch to result); the agent's call time stays in the
+        # bridge's log entry, so a value the agent's side sends is never stored.
+        execution.end_at(timezone.now())
         if result.get("status") == "SUCCESS":
             step_transition(execution, StepStatus.COMPLETED, run=self.run)
             execution.output_data = storable(result.get("output_data"))
@@ -196,9 +199,7 @@ class Decider(Blocks):
     def row_finish(self, row: StepExecution, outcome: Outcome, *, log: bool = True) -> None:
         now = timezone.now()
         step_transition(row, outcome.status, run=self.run)
-        row.completed_at = now
-        if row.started_at:
-            row.duration_ms = int((now - row.started_at).total_seconds() * 1000)
+        row.end_at(now)
         row.output_data = outcome.output if outcome.status == StepStatus.COMPLETED else row.output_data
         row.error_message = outcome.error[:100_000] if outcome.status == StepStatus.FAILED else ""
         row.save(update_fields=["status", "completed_at", "duration_ms", "output_data", "error_message", "progress"])
@@ -234,8 +235,9 @@ class Decider(Blocks):
             # Those that were running are announced (a try waiting for its turn never started).
             running = list(active.filter(status=StepStatus.RUNNING))
             active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
+            durations_stamp(running, now)
             for row in running:
-                row.status, row.error_message, row.completed_at = StepStatus.CANCELLED, reason, now
+                row.status, row.error_message = StepStatus.CANCELLED, reason
                 step_event(self.run, row, StepStatus.CANCELLED)
                 monitoring_publish(self.run, status=StepStatus.CANCELLED, step_id=row.step_id, metadata=self.where(row))
             for row_id in gone:
@@ -309,7 +311,8 @@ class Decider(Blocks):
         now = timezone.now()
         step_transition(execution, StepStatus.FAILED, run=self.run)
         execution.error_message = error
-        execution.started_at = execution.completed_at = now
+        execution.started_at = now
+        execution.end_at(now)
         execution.save()
         run_log(
             self.run,
@@ -357,7 +360,7 @@ class Decider(Blocks):
 
     def timeout(self, execution: StepExecution, now) -> None:
         step_transition(execution, StepStatus.FAILED, run=self.run)
-        execution.completed_at = now
+        execution.end_at(now)
         execution.error_message = f"Timed out: no result from agent '{execution.agent_name}' within " + (
             f"{execution.timeout_ms} ms (+{settings.EXECUTOR_STEP_GRACE_SECONDS} s grace)"
         )

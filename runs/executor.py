@@ -5,6 +5,7 @@ go through the outbox and are sent right after the commit, and the Kafka offsets
 only after that. A crash anywhere means redelivery, and every handler is idempotent.
 """
 
+import contextlib
 import logging
 import signal
 import time
@@ -16,8 +17,9 @@ from django.utils import timezone
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 
-from core import kafka
+from core import kafka, tracing
 from core.db import connections_refresh, storable, transient
+from core.logs import log_context, log_note
 from core.outbox import outbox_relay
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, CANCELLABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
 from runs.decider import Decider
@@ -30,6 +32,16 @@ log = logging.getLogger(__name__)
 SOURCE = LogSource.EXECUTOR
 OVERDUE_FAILURES = "executor:overdue-failures:"
 OVERDUE_MAX_FAILURES = 3
+
+
+@contextlib.contextmanager
+def handling(topic: str, message: dict, headers):
+    """While a message is handled: a CONSUMER span continuing its producer's trace, and its run (and
+    step) on every log line."""
+    attributes = {"messaging.system": "kafka", "messaging.source.name": topic, **tracing.attributes_of(message)}
+    with tracing.span(f"executor {topic}", kind=tracing.SpanKind.CONSUMER, attributes=attributes, parent=headers):
+        with log_context(run_id=message.get("run_id"), step_id=message.get("step_id")):
+            yield
 
 
 def execution_request_handle(message: dict) -> None:
@@ -77,6 +89,8 @@ def agent_result_handle(message: dict) -> None:
             "agent result with unknown correlation id %r (run %r) ignored", correlation_id, message.get("run_id")
         )
         return
+    tracing.annotate({"step.id": execution.step_id, "agent.name": execution.agent_name})
+    log_note(step_id=execution.step_id)
     if execution.status != StepStatus.RUNNING or run.status != RunStatus.RUNNING:
         run_log(
             run,
@@ -180,13 +194,18 @@ class Executor:
     def stop(self, *args) -> None:
         self.stopping = True
 
-    def handle(self, topic: str, raw: bytes) -> list:
-        """One message in one transaction; returns the outbox rows to send after commit."""
+    def handle(self, topic: str, raw: bytes, headers=None) -> list:
+        """One message in one transaction; returns the outbox rows to send after commit. `headers`:
+        the Kafka message's, whose trace context the handling continues (and the rows it writes carry on)."""
         try:
             message = kafka.decode(raw)
         except ValueError as exc:
             log.warning("malformed message on %s skipped: %s", topic, exc)
             return []
+        with handling(topic, message, headers):
+            return self.handle_message(topic, message)
+
+    def handle_message(self, topic: str, message: dict) -> list:
         sent: list = []
         try:
             with unit_of_work(sent):
@@ -227,7 +246,7 @@ class Executor:
         for partition, records in batches.items():
             for record in records:
                 try:
-                    to_send.extend(self.handle(partition.topic, record.value))
+                    to_send.extend(self.handle(partition.topic, record.value, record.headers))
                     self.transient_failures.pop((partition, record.offset), None)
                 except DatabaseError as exc:
                     # A passing database trouble: go back to this message and try again shortly, a
@@ -259,6 +278,7 @@ class Executor:
     def run(self, *, once: bool = False) -> None:
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        tracing.init("executor")
         self.consumer = kafka.consumer_connect(
             *self.handlers,
             also_create=[settings.KAFKA_TASKS_TOPIC, settings.KAFKA_MONITORING_TOPIC],
@@ -296,6 +316,7 @@ class Executor:
         finally:
             self.final_commit()
             self.consumer.close()
+            tracing.shutdown()
             log.info("executor stopped")
 
     def final_commit(self) -> None:

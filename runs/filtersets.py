@@ -8,6 +8,9 @@ from runs.models import Run, RunLog, StepExecution
 class RunFilterSet(django_filters.FilterSet):
     status = MultipleChoiceFilter(choices=RunStatus.choices, help_text="One or more statuses, e.g. FAILED,CANCELLED.")
     workflow_id = django_filters.UUIDFilter(field_name="workflow_id")
+    workflow_definition_id = django_filters.UUIDFilter(
+        field_name="workflow_id", help_text="Same as workflow_id (the older API's name)."
+    )
     created_after = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="gte", help_text="ISO 8601; runs created at or after this instant."
     )
@@ -17,7 +20,7 @@ class RunFilterSet(django_filters.FilterSet):
 
     class Meta:
         model = Run
-        fields = ["status", "workflow_id", "created_after", "created_before"]
+        fields = ["status", "workflow_id", "workflow_definition_id", "created_after", "created_before"]
 
 
 class StepExecutionFilterSet(django_filters.FilterSet):

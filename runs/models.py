@@ -29,6 +29,8 @@ class Run(models.Model):
     completed_at = models.DateTimeField(null=True, blank=True)
     cancelled_at = models.DateTimeField(null=True, blank=True)
     cancelled_by = models.CharField(max_length=150, blank=True, default="")
+    # Why it was cancelled (POST /runs/{id}/cancel {"reason"}); retry clears it.
+    cancel_reason = models.TextField(null=True, blank=True)  # noqa: DJ001 - null = none given (an expand step)
     # When nobody has moved the run on by then, the recovery task asks an executor to look again.
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Times the recovery task re-requested it since it last moved: the next lease doubles each time.
@@ -40,6 +42,7 @@ class Run(models.Model):
             models.Index(F("created_at").desc(), F("id").desc(), name="run_created_idx"),
             models.Index(fields=["status", "-created_at", "-id"], name="run_status_created_idx"),
             models.Index(fields=["workflow", "-created_at", "-id"], name="run_workflow_created_idx"),
+            models.Index(F("updated_at").desc(), F("id").desc(), name="run_updated_idx"),  # ordering=-updated_at
             models.Index(fields=["lease_expires_at"], condition=Q(status__in=ACTIVE_RUN), name="run_lease_idx"),
         ]
 
@@ -99,6 +102,21 @@ class StepExecution(models.Model):
     def __str__(self):
         return f"{self.step_id} ({self.status})"
 
+    def end_at(self, when) -> None:
+        """Stamps the end; `duration_ms` is always the row's own span (the API shows both, so they agree;
+        an agent's own call time is in the bridge's log entry)."""
+        self.completed_at = when
+        self.duration_ms = span_ms(self.started_at, when)
+
+
+MAX_DURATION_MS = 2_147_483_647  # the column's limit (PostgreSQL integer)
+
+
+def span_ms(started, completed) -> int | None:
+    if started is None or completed is None:
+        return None
+    return min(max(int((completed - started).total_seconds() * 1000), 0), MAX_DURATION_MS)
+
 
 class RunLog(models.Model):
     """A structured log entry of a run, from the API, the executor or the bridge."""
@@ -110,11 +128,14 @@ class RunLog(models.Model):
     source = models.CharField(max_length=16, choices=LogSource.choices)
     message = models.TextField()
     data = models.JSONField(default=dict, blank=True)
-    timestamp = models.DateTimeField(auto_now_add=True)
+    # When what it tells happened (the bridge's call log: when the answer came), not when it was saved;
+    # a run's entries are listed by it, then by id.
+    timestamp = models.DateTimeField(default=timezone.now)
 
     class Meta:
-        ordering = ("id",)
+        ordering = ("timestamp", "id")
         indexes = [
+            models.Index(fields=["run", "timestamp", "id"], name="runlog_run_time_idx"),
             models.Index(fields=["run", "id"], name="runlog_run_idx"),
             models.Index(fields=["run", "level", "id"], name="runlog_run_level_idx"),
             models.Index(fields=["run", "step_id", "id"], name="runlog_run_step_idx"),

@@ -22,10 +22,12 @@ def run_data(run) -> dict:
         "attempt": run.attempt,
         "triggered_by": run.triggered_by,
         "created_at": iso_datetime(run.created_at),
+        "updated_at": iso_datetime(run.updated_at),
         "started_at": iso_datetime(run.started_at),
         "completed_at": iso_datetime(run.completed_at),
         "cancelled_at": iso_datetime(run.cancelled_at),
         "cancelled_by": run.cancelled_by or None,
+        "cancel_reason": run.cancel_reason or None,
         "duration_ms": duration,
     }
 

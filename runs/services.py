@@ -13,6 +13,7 @@ from core.collect import collecting
 from core.errors import Conflict, FieldError, InvalidInput
 from core.outbox import outbox_enqueue
 from runs import messages
+from runs.agents_ready import agents_ready_check
 from runs.choices import (
     CANCELLABLE_RUN,
     CANCELLABLE_STEP,
@@ -86,6 +87,7 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
     elif status == RunStatus.PENDING:
         run.completed_at = run.cancelled_at = None
         run.cancelled_by = run.error_message = ""
+        run.cancel_reason = None
         run.lease_expires_at = lease_until()
     else:
         run.completed_at = now
@@ -135,6 +137,7 @@ def run_execute(*, workflow: Workflow, input_data: dict, user) -> Run:
     """Creates a PENDING run pinned to the workflow's current version and queues its execution request."""
     if workflow.status == WorkflowStatus.INACTIVE:
         raise Conflict(f"Workflow {workflow.name!r} is inactive; activate it to run it.")
+    agents_ready_check(workflow.definition, workflow_name=workflow.name)
     run_input_check(workflow, input_data)
     with transaction.atomic():
         run = Run.objects.create(
@@ -191,10 +194,20 @@ def steps_cancel(run: Run, *, reason: str) -> int:
     running = list(active.filter(status=StepStatus.RUNNING))
     now = timezone.now()
     count = active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
+    durations_stamp(running, now)
     for step in running:
-        step.status, step.error_message, step.completed_at = StepStatus.CANCELLED, reason, now
+        step.status, step.error_message = StepStatus.CANCELLED, reason
         step_event(run, step, StepStatus.CANCELLED)
     return count
+
+
+def durations_stamp(rows: list[StepExecution], now) -> None:
+    """Stamps the end of started rows a bulk UPDATE has just ended: their durations differ, so one
+    more statement (the rows that never started keep none)."""
+    for row in rows:
+        row.end_at(now)
+    if rows:
+        StepExecution.objects.bulk_update(rows, ["duration_ms"])
 
 
 def run_cancel(*, run: Run, user, reason: str = "") -> Run:
@@ -205,6 +218,7 @@ def run_cancel(*, run: Run, user, reason: str = "") -> Run:
             raise Conflict(f"Only PENDING or RUNNING runs can be cancelled; this run is {run.status}.")
         previous = run.status
         run.cancelled_by = _username(user)
+        run.cancel_reason = reason or None
         steps_cancel(run, reason="Run cancelled")
         run_transition(run, RunStatus.CANCELLED, source=LogSource.API, detail=reason or f"by {run.cancelled_by}")
         audit_record(

@@ -1,6 +1,10 @@
 from drf_spectacular.utils import OpenApiExample, extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 
+from agents import breaker
+from agents.api import circuit
+from agents.api.circuit import CircuitBreakerConfigSerializer, CircuitStateSerializer, circuit_states
+from agents.api.fields import AgentURLField
 from agents.choices import DEFAULT_RETRY_CONFIG, MASK, SECRET_AUTH_KEYS, AgentStatus, AuthType
 from agents.models import MAX_CONCURRENCY_LIMIT, Agent
 from agents.policy import retry_policy
@@ -57,6 +61,16 @@ _AGENT_EXAMPLE = {
     "timeout_ms": 30000,
     "retry_config": DEFAULT_RETRY_CONFIG,
     "max_concurrency": None,
+    "circuit_breaker_config": breaker.DEFAULT_CONFIG,
+    "circuit_state": {
+        "state": "closed",
+        "opened_at": None,
+        "retry_at": None,
+        "consecutive_failures": 0,
+        "recent_calls": 12,
+        "recent_failures": 1,
+        "last_error": "Agent returned HTTP 503",
+    },
     "status": "active",
     "created_at": "2026-11-25T10:00:00Z",
     "updated_at": "2026-11-25T10:00:00Z",
@@ -85,8 +99,8 @@ _AGENT_EXAMPLE = {
     ]
 )
 class AgentSerializer(StrictModelSerializer):
-    url = serializers.URLField(max_length=2048, help_text="Base URL of the agent's A2A endpoint (http or https).")
-    auth_config = AuthConfigField(required=False)
+    url = AgentURLField(max_length=2048, help_text="Base URL of the agent's A2A endpoint (http or https).")
+    auth_config = AuthConfigField(required=False, allow_null=True)  # null (the older UI's "none") is {}
     timeout_ms = serializers.IntegerField(min_value=1000, max_value=300_000, required=False)
     retry_config = RetryConfigSerializer(required=False)
     max_concurrency = serializers.IntegerField(
@@ -99,6 +113,12 @@ class AgentSerializer(StrictModelSerializer):
             "further tasks wait for a turn. null (the default): no limit."
         ),
     )
+    circuit_breaker_config = CircuitBreakerConfigSerializer(
+        required=False,
+        allow_null=True,
+        help_text="The agent's circuit breaker (docs/execution.md). Missing keys take the defaults; null resets all.",
+    )
+    circuit_state = CircuitStateSerializer(read_only=True, help_text="The breaker as every bridge sees it now.")
     status = serializers.ChoiceField(
         choices=[AgentStatus.ACTIVE, AgentStatus.INACTIVE],
         required=False,
@@ -117,6 +137,8 @@ class AgentSerializer(StrictModelSerializer):
             "timeout_ms",
             "retry_config",
             "max_concurrency",
+            "circuit_breaker_config",
+            "circuit_state",
             "status",
             "created_at",
             "updated_at",
@@ -124,6 +146,7 @@ class AgentSerializer(StrictModelSerializer):
             "updated_by",
         ]
         read_only_fields = ["id", "created_at", "updated_at", "created_by", "updated_by"]
+        list_serializer_class = circuit.AgentListSerializer  # reads every listed agent's breaker state at once
         # The name must be unique among non-deleted agents only: the service checks it (409).
         validators = []
         extra_kwargs = {"name": {"validators": []}, "description": {"max_length": 10_000}}
@@ -141,6 +164,8 @@ class AgentSerializer(StrictModelSerializer):
             "timeout_ms": agent.timeout_ms,
             "retry_config": agent.retry_config,
             "max_concurrency": agent.max_concurrency,
+            "circuit_breaker_config": breaker.config_of(agent.circuit_breaker_config),
+            "circuit_state": (getattr(self, "circuits", None) or circuit_states([agent]))[agent.pk],
             "status": agent.status,
             "created_at": iso_datetime(agent.created_at),
             "updated_at": iso_datetime(agent.updated_at),
@@ -180,6 +205,9 @@ class AgentSerializer(StrictModelSerializer):
                     {"retry_config": {"max_delay_ms": ["Must be at least initial_delay_ms."]}}
                 )
             attrs["retry_config"] = merged
+        if attrs.get("circuit_breaker_config") is not None:
+            stored = instance.circuit_breaker_config if self.partial and instance is not None else None
+            attrs["circuit_breaker_config"] = breaker.config_of({**(stored or {}), **attrs["circuit_breaker_config"]})
         return attrs
 
 
@@ -229,3 +257,12 @@ class AgentHealthSerializer(serializers.Serializer):
     http_status = serializers.IntegerField(allow_null=True)
     card = serializers.DictField(allow_null=True, help_text="The agent card (A2A AgentCard) when one was fetched.")
     error = serializers.CharField(allow_null=True)
+    # The older API's names for the same report (its web UI reads these).
+    timestamp = serializers.DateTimeField(help_text="Same as checked_at (the older API's name).")
+    response_time_ms = serializers.IntegerField(
+        allow_null=True, help_text="Whole milliseconds until the agent answered; null when it did not answer."
+    )
+    agent_card = serializers.DictField(allow_null=True, help_text="Same as card (the older API's name).")
+    message = serializers.CharField(
+        allow_null=True, help_text="Healthy: the card's description (or 'Agent is responding'); else the error."
+    )

@@ -20,15 +20,25 @@ _HEALTH_EXAMPLE = {
     "http_status": 200,
     "card": {"name": "Summarizer", "version": "1.0.0", "skills": [{"id": "summarize", "name": "Summarize"}]},
     "error": None,
+    "timestamp": "2026-11-25T10:00:00Z",
+    "response_time_ms": 12,
+    "agent_card": {"name": "Summarizer", "version": "1.0.0", "skills": [{"id": "summarize", "name": "Summarize"}]},
+    "message": "Agent is responding",
 }
+_PUT_KEEPS = (
+    "Fields left out keep their values (as in the older API, whose web UI sends only what it edits), so PUT "
+    "and PATCH behave alike; a field sent replaces its value. `auth_config: null` means `{}`."
+)
 
 
 @extend_schema_view(
     list=extend_schema(summary="List agents", description="Deleted agents are hidden unless `status=deleted`."),
     create=extend_schema(summary="Register an agent"),
     retrieve=extend_schema(summary="Get an agent"),
-    update=extend_schema(summary="Replace an agent's configuration"),
-    partial_update=extend_schema(summary="Update part of an agent's configuration"),
+    update=extend_schema(
+        summary="Update an agent's configuration", description=_PUT_KEEPS, request=AgentSerializer(partial=True)
+    ),
+    partial_update=extend_schema(summary="Update part of an agent's configuration", description=_PUT_KEEPS),
     destroy=extend_schema(
         summary="Delete an agent",
         description="Soft delete: status becomes `deleted`, the agent can no longer be used, and its name is free.",
@@ -39,7 +49,10 @@ _HEALTH_EXAMPLE = {
             "Fetches the agent card (`/.well-known/agent-card.json`, then `/.well-known/agent.json`, under the "
             "agent URL's path, then at its origin; the URL's query and fragment are not used) with the agent's "
             "auth, within the agent's timeout but at most `AGENT_HEALTH_TIMEOUT_SECONDS` (default 5) in all, "
-            "and reports status, latency and the card's own fields (nothing else of what was fetched)."
+            "and reports status, latency and the card's own fields (nothing else of what was fetched). "
+            "The older API's fields are there too: `timestamp` (= `checked_at`), `response_time_ms` (whole ms, "
+            "null when the agent did not answer), `agent_card` (= `card`) and `message` (the card's "
+            "description when healthy, else the error)."
         ),
         responses={200: AgentHealthSerializer},
         examples=[OpenApiExample("Healthy", value=_HEALTH_EXAMPLE, response_only=True)],
@@ -64,5 +77,23 @@ class AgentViewSet(SoftDeleteViewSet):
 
     @action(detail=True, methods=["get"])
     def health(self, request, pk=None):
-        report = agent_check_health(agent=self.get_object())
+        report = with_older_fields(agent_check_health(agent=self.get_object()))
         return Response(AgentHealthSerializer(report).data, status=status.HTTP_200_OK)
+
+
+def with_older_fields(report: dict) -> dict:
+    """Adds the older API's names for the health report: its web UI reads only those."""
+    card = report["card"]
+    description = (card or {}).get("description")
+    if report["status"] != "healthy":
+        message = report["error"]
+    else:
+        message = description if isinstance(description, str) and description else "Agent is responding"
+    answered = report["http_status"] is not None and report["latency_ms"] is not None
+    return {
+        **report,
+        "timestamp": report["checked_at"],
+        "response_time_ms": round(report["latency_ms"]) if answered else None,
+        "agent_card": card,
+        "message": message,
+    }

@@ -18,6 +18,7 @@ from core.middleware import current_request_id
 logger = logging.getLogger("core.api")
 
 BODY_FIELD = "body"  # the `field` of an error about the request body as a whole
+JSON_HINT = "Send the body as JSON with Content-Type: application/json"
 
 
 class Conflict(exceptions.APIException):
@@ -118,6 +119,11 @@ def _detail_text(exc: exceptions.APIException) -> str:
     return str(detail)
 
 
+def _media_type(request) -> str:
+    given = (getattr(request, "content_type", "") or "").split(";")[0].strip()
+    return repr(given) if given else "(no Content-Type)"
+
+
 def exception_handler(exc, context):
     request = context.get("request")
     if isinstance(exc, domain.DomainError):
@@ -129,6 +135,10 @@ def exception_handler(exc, context):
     elif isinstance(exc, OperationalError):
         logger.warning("Database unavailable: %s", exc)
         exc = ServiceUnavailable("The database is unavailable. Try again later.")
+
+    if isinstance(exc, exceptions.UnsupportedMediaType):
+        body = error_body(request, 415, f"Unsupported media type {_media_type(request)}. {JSON_HINT}.")
+        return Response(body, status=415)
 
     if isinstance(exc, exceptions.ParseError):
         body = error_body(request, 422, f"Malformed request body: {exc.detail}", error="json_invalid")

@@ -139,7 +139,9 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSe
             created_by=request.user,
         )
         api_key.key = raw
-        return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
+        return Response(
+            ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED, headers=self.location(api_key.pk)
+        )
 
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):

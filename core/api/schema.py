@@ -8,18 +8,23 @@ from core.permissions import HasRole, required_role
 
 _DESCRIPTIONS = {
     "401": "Missing, invalid, expired or revoked credentials.",
-    "403": "Authenticated, but the role does not allow this action.",
+    "403": "Authenticated, but the role does not allow this action; `detail` names the role it needs.",
     "404": "No such resource (or it was deleted).",
     "409": "Conflicts with the current state (e.g. a duplicate name).",
+    "415": "The body is not JSON: send it with `Content-Type: application/json` (forms and multipart are refused).",
     "422": "Validation failed; `errors` lists each problem with its field path.",
     "500": "Unexpected server error; logged with the request id.",
 }
 
 _EXAMPLES = {
     "401": {"error": "not_authenticated", "detail": "Authentication credentials were not provided."},
-    "403": {"error": "permission_denied", "detail": "Your role does not allow this action."},
+    "403": {"error": "permission_denied", "detail": "This action needs the editor role; your role is viewer"},
     "404": {"error": "not_found", "detail": "Agent '3f1c2a55-0000-4000-8000-000000000000' not found."},
     "409": {"error": "conflict", "detail": "An agent named 'summarizer' already exists."},
+    "415": {
+        "error": "unsupported_media_type",
+        "detail": "Unsupported media type 'text/plain'. Send the body as JSON with Content-Type: application/json.",
+    },
     "422": {
         "error": "validation_error",
         "detail": "Request validation failed",
@@ -61,6 +66,8 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("404")
         if method in ("POST", "PUT", "PATCH") or self._is_list_view():
             codes.append("422")
+        if method in ("POST", "PUT", "PATCH"):
+            codes.append("415")
         codes += getattr(self.view, "extra_error_codes", {}).get(getattr(self.view, "action", None), [])
         codes.append("500")
         return codes

@@ -1,4 +1,5 @@
 from django.http import Http404
+from django.urls import reverse
 from rest_framework import exceptions, mixins, viewsets
 from rest_framework.routers import SimpleRouter
 
@@ -30,6 +31,12 @@ class BaseViewSet(viewsets.GenericViewSet):
             value = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)
             raise exceptions.NotFound(f"{name} {value!r} not found.") from None
 
+    def location(self, pk, basename: str | None = None) -> dict:
+        """The `Location` header of a 201/202 that made a resource: its own detail path.
+
+        DRF's default takes the body's `url` field, which for an agent is the agent's address."""
+        return {"Location": reverse(f"{basename or self.basename}-detail", kwargs={"pk": pk})}
+
 
 class SoftDeleteViewSet(
     mixins.ListModelMixin,
@@ -51,6 +58,16 @@ class SoftDeleteViewSet(
     def get_queryset(self):
         queryset = super().get_queryset()
         return queryset if self.action == "list" else queryset.live()
+
+    def get_success_headers(self, data):
+        # Here, not on BaseViewSet: CreateModelMixin's (DRF's `url` field) comes first in the MRO.
+        return self.location(data["id"]) if isinstance(data, dict) and data.get("id") else {}
+
+    def update(self, request, *args, **kwargs):
+        # PUT may leave fields out and they keep their values, as in the older API whose clients
+        # (its web UI) send only what they edit: PUT and PATCH differ only in the verb.
+        kwargs["partial"] = True
+        return super().update(request, *args, **kwargs)
 
 
 class Router(SimpleRouter):

@@ -1,3 +1,4 @@
+from django.utils.timezone import now
 from drf_spectacular.utils import OpenApiExample, extend_schema_serializer
 from rest_framework import serializers
 
@@ -19,10 +20,12 @@ _RUN = {
     "attempt": 1,
     "triggered_by": "ops",
     "created_at": "2026-11-26T09:00:00.000000Z",
+    "updated_at": "2026-11-26T09:00:01.250000Z",
     "started_at": "2026-11-26T09:00:00.050000Z",
     "completed_at": "2026-11-26T09:00:01.250000Z",
     "cancelled_at": None,
     "cancelled_by": None,
+    "cancel_reason": None,
     "duration_ms": 1200,
 }
 _STEP = {
@@ -90,14 +93,66 @@ class RunSerializer(serializers.Serializer):
     attempt = serializers.IntegerField()
     triggered_by = serializers.CharField()
     created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField(help_text="Last change of the run row (status, lease, output...).")
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     cancelled_at = serializers.DateTimeField(allow_null=True)
     cancelled_by = serializers.CharField(allow_null=True)
+    cancel_reason = serializers.CharField(
+        allow_null=True, help_text="The reason given to cancel; null when none was given. Retry clears it."
+    )
     duration_ms = serializers.IntegerField(allow_null=True, help_text="From start to finish, once finished.")
 
     def to_representation(self, run):
         return run_data(run)
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Run",
+            value={**_RUN, "message": "Workflow execution started", "timestamp": _RUN["created_at"]},
+            response_only=True,
+            status_codes=["200", "202"],
+        )
+    ]
+)
+class RunActionSerializer(RunSerializer):
+    """What execute and cancel answer: the run, plus the older API's `message` and `timestamp`."""
+
+    message = serializers.CharField(help_text="What was done, in words (the older API's action responses).")
+    timestamp = serializers.DateTimeField(help_text="When it was done.")
+
+    def to_representation(self, run):
+        return {**run_data(run), "message": self.context.get("message", ""), "timestamp": iso_datetime(now())}
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample(
+            "Retried run",
+            value={
+                **_RUN,
+                "status": "PENDING",
+                "attempt": 2,
+                "message": "Run retried (attempt 2)",
+                "timestamp": _RUN["completed_at"],
+                "new_run_id": _RUN_ID,
+                "original_run_id": _RUN_ID,
+            },
+            response_only=True,
+            status_codes=["202"],
+        )
+    ]
+)
+class RunRetrySerializer(RunActionSerializer):
+    """What retry answers: the run goes on as the same run, so both older ids are its id."""
+
+    new_run_id = serializers.UUIDField(help_text="The run that carries on: this same run (the older API's name).")
+    original_run_id = serializers.UUIDField(help_text="The run retried: this same run (the older API's name).")
+
+    def to_representation(self, run):
+        return {**super().to_representation(run), "new_run_id": str(run.id), "original_run_id": str(run.id)}
 
 
 @extend_schema_serializer(examples=[OpenApiExample("Step execution", value=_STEP, response_only=True)])
@@ -125,7 +180,11 @@ class StepExecutionSerializer(serializers.Serializer):
     task_id = serializers.CharField(allow_null=True)
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
-    duration_ms = serializers.IntegerField(allow_null=True)
+    duration_ms = serializers.IntegerField(
+        allow_null=True,
+        help_text="completed_at - started_at; null until it ends or when it never started. An agent's own call "
+        "time is in the bridge's log entry (data.duration_ms).",
+    )
 
     def to_representation(self, step):
         return step_data(step)

@@ -12,7 +12,9 @@ from runs import services
 from runs.api.serializers import (
     CancelSerializer,
     ExecuteSerializer,
+    RunActionSerializer,
     RunLogSerializer,
+    RunRetrySerializer,
     RunSerializer,
     StepExecutionSerializer,
 )
@@ -24,7 +26,10 @@ from workflows.models import Workflow
 @extend_schema_view(
     list=extend_schema(
         summary="List runs",
-        description="Newest first; filter by status (several), workflow and creation time.",
+        description=(
+            "Newest first; filter by status (several), workflow (`workflow_id`, or the older name "
+            "`workflow_definition_id`) and creation time; sort with `ordering` or `sort_by` + `sort_order`."
+        ),
     ),
     retrieve=extend_schema(summary="Get a run", description="Status, timestamps, input, output and error."),
     steps=extend_schema(
@@ -46,18 +51,21 @@ from workflows.models import Workflow
             "completed steps keep their outputs and are not called again. 409 unless FAILED or CANCELLED."
         ),
         request=None,
-        responses={202: RunSerializer},
+        responses={202: RunRetrySerializer},
     ),
     cancel=extend_schema(
         summary="Cancel a pending or running run",
-        description="The run is CANCELLED at once; no further step is dispatched. 409 when it already finished.",
+        description=(
+            "The run is CANCELLED at once; no further step is dispatched. 409 when it already finished. "
+            "The optional `reason` is kept on the run as `cancel_reason` (a retry clears it)."
+        ),
         request=CancelSerializer,
-        responses={200: RunSerializer},
+        responses={200: RunActionSerializer},
     ),
 )
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
     serializer_class = RunSerializer
-    ordering_fields = ["created_at", "started_at", "completed_at", "status", "workflow_name"]
+    ordering_fields = ["created_at", "updated_at", "started_at", "completed_at", "status", "workflow_name"]
     ordering = ["-created_at"]
     action_roles = {"retry": Role.OPERATOR, "cancel": Role.OPERATOR, "steps": Role.VIEWER, "logs": Role.VIEWER}
     extra_error_codes = {"retry": ["409"], "cancel": ["409"]}
@@ -72,7 +80,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
         if self.action == "steps":
             return StepExecution.objects.order_by("created_at", "id")
         if self.action == "logs":
-            return RunLog.objects.order_by("id")
+            return RunLog.objects.order_by("timestamp", "id")  # the order things happened (RunLog.timestamp)
         return Run.objects.defer("plan")
 
     def _children(self, serializer_class):
@@ -96,14 +104,15 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         run = services.run_retry(run=self.get_object(), user=request.user)
-        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        message = f"Run retried (attempt {run.attempt})"
+        return Response(RunRetrySerializer(run, context={"message": message}).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = services.run_cancel(run=self.get_object(), user=request.user, reason=serializer.validated_data["reason"])
-        return Response(RunSerializer(run).data, status=status.HTTP_200_OK)
+        return Response(RunActionSerializer(run, context={"message": "Run cancelled"}).data, status=status.HTTP_200_OK)
 
 
 class WorkflowExecuteViewSet(BaseViewSet):
@@ -119,10 +128,12 @@ class WorkflowExecuteViewSet(BaseViewSet):
         description=(
             "202 at once with the PENDING run; the executor picks it up through Kafka (queued while Kafka is "
             "down). The input is checked against the workflow's `input_schema` (422 with `input_data.<path>`); "
-            "an inactive workflow is 409."
+            "an inactive workflow is 409, and so is one whose plan calls an agent that is deleted or inactive "
+            "(anywhere, also inside parallel, conditional, loop and fork-join steps): the 409 names them. "
+            "`Location` is the new run's URL."
         ),
         request=ExecuteSerializer,
-        responses={202: RunSerializer},
+        responses={202: RunActionSerializer},
     )
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
@@ -132,4 +143,6 @@ class WorkflowExecuteViewSet(BaseViewSet):
         run = services.run_execute(
             workflow=workflow, input_data=serializer.validated_data["input_data"], user=request.user
         )
-        return Response(RunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+        headers = self.location(run.pk, basename="run")
+        data = RunActionSerializer(run, context={"message": "Workflow execution started"}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)

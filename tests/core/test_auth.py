@@ -106,7 +106,8 @@ def test_jwt_missing_fields_is_422(anon):
 
 def test_jwt_role_comes_from_the_users_group(anon):
     make_user("jwt-viewer", Role.VIEWER)
-    tokens = anon.post("/api/v1/auth/token", {"username": "jwt-viewer", "password": "pw-123456-long"}).json()
+    credentials = {"username": "jwt-viewer", "password": "pw-123456-long"}
+    tokens = anon.post("/api/v1/auth/token", credentials, format="json").json()
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
     assert client.get(URL).status_code == 200

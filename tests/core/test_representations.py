@@ -44,6 +44,8 @@ def samples() -> dict[str, object]:
         "WorkflowSummarySerializer": workflow,
         "WorkflowVersionSerializer": WorkflowVersion.objects.get(workflow=workflow),
         "RunSerializer": run,
+        "RunActionSerializer": run,
+        "RunRetrySerializer": run,
         "StepExecutionSerializer": step,
         "RunLogSerializer": RunLog.objects.filter(run=run).first(),
     }

@@ -100,7 +100,8 @@ class WebhookViewSet(
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         endpoint = services.webhook_create(user=request.user, data=serializer.validated_data)
-        return Response(WebhookWithSecretSerializer(endpoint).data, status=status.HTTP_201_CREATED)
+        data = WebhookWithSecretSerializer(endpoint).data
+        return Response(data, status=status.HTTP_201_CREATED, headers=self.location(endpoint.pk))
 
     def perform_update(self, serializer):
         serializer.instance = services.webhook_update(

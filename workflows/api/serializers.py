@@ -42,7 +42,7 @@ _WORKFLOW = {
     "created_by": "alice",
     "updated_by": "bob",
 }
-_SUMMARY_KEYS = [
+LIST_FIELDS = [
     "id",
     "name",
     "description",
@@ -50,11 +50,14 @@ _SUMMARY_KEYS = [
     "status",
     "start_step",
     "step_count",
+    "workflow_data",
     "created_at",
     "updated_at",
     "created_by",
     "updated_by",
 ]
+# What a list item needs of the stored definition: without these, `?fields=` lets the list skip loading it.
+DEFINITION_BACKED = {"start_step", "step_count", "workflow_data"}
 
 
 class DefinitionSerializer(StrictSerializer):
@@ -106,22 +109,30 @@ class WorkflowSerializer(DefinitionSerializer):
         return super().to_internal_value(data)
 
     def to_representation(self, workflow):
-        definition = workflow.definition
-        return {
-            "id": str(workflow.id),
-            "name": workflow.name,
-            "description": workflow.description,
-            "version": workflow.version,
-            "status": workflow.status,
-            "start_step": definition.get("start_step"),
-            "steps": definition.get("steps"),
-            "input_schema": definition.get("input_schema"),
-            "workflow_data": {**definition, "workflow_id": str(workflow.id), "version": workflow.version},
-            "created_at": iso_datetime(workflow.created_at),
-            "updated_at": iso_datetime(workflow.updated_at),
-            "created_by": workflow.created_by,
-            "updated_by": workflow.updated_by,
-        }
+        return workflow_data(workflow)
+
+
+def _workflow_data(definition: dict, workflow_id: str, version: int) -> dict:
+    return {**definition, "workflow_id": workflow_id, "version": version}
+
+
+def workflow_data(workflow) -> dict:
+    definition = workflow.definition
+    return {
+        "id": str(workflow.id),
+        "name": workflow.name,
+        "description": workflow.description,
+        "version": workflow.version,
+        "status": workflow.status,
+        "start_step": definition.get("start_step"),
+        "steps": definition.get("steps"),
+        "input_schema": definition.get("input_schema"),
+        "workflow_data": _workflow_data(definition, str(workflow.id), workflow.version),
+        "created_at": iso_datetime(workflow.created_at),
+        "updated_at": iso_datetime(workflow.updated_at),
+        "created_by": workflow.created_by,
+        "updated_by": workflow.updated_by,
+    }
 
 
 @extend_schema_serializer(
@@ -129,12 +140,13 @@ class WorkflowSerializer(DefinitionSerializer):
         OpenApiExample(
             "Workflow summary",
             response_only=True,
-            value={**{k: _WORKFLOW.get(k) for k in _SUMMARY_KEYS}, "step_count": 2},
+            value={**{k: _WORKFLOW.get(k) for k in LIST_FIELDS}, "step_count": 2},
         )
     ]
 )
 class WorkflowSummarySerializer(serializers.Serializer):
-    """A list item: the workflow without its steps (fetch one workflow for its full definition)."""
+    """A list item: the workflow with its `workflow_data` (as the older API's list had it), without the
+    top-level `steps` and `input_schema`. `?fields=a,b` trims items to those fields."""
 
     id = serializers.UUIDField()
     name = serializers.CharField()
@@ -143,12 +155,25 @@ class WorkflowSummarySerializer(serializers.Serializer):
     status = serializers.CharField()
     start_step = serializers.CharField()
     step_count = serializers.IntegerField()
+    workflow_data = serializers.DictField(help_text="The whole definition as the executor runs it.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     created_by = serializers.CharField()
     updated_by = serializers.CharField()
 
     def to_representation(self, workflow):
+        if "definition" in workflow.get_deferred_fields():  # ?fields= asked for none of DEFINITION_BACKED
+            return {
+                "id": str(workflow.id),
+                "name": workflow.name,
+                "description": workflow.description,
+                "version": workflow.version,
+                "status": workflow.status,
+                "created_at": iso_datetime(workflow.created_at),
+                "updated_at": iso_datetime(workflow.updated_at),
+                "created_by": workflow.created_by,
+                "updated_by": workflow.updated_by,
+            }
         definition = workflow.definition
         return {
             "id": str(workflow.id),
@@ -158,6 +183,7 @@ class WorkflowSummarySerializer(serializers.Serializer):
             "status": workflow.status,
             "start_step": definition.get("start_step"),
             "step_count": len(definition.get("steps") or {}),
+            "workflow_data": _workflow_data(definition, str(workflow.id), workflow.version),
             "created_at": iso_datetime(workflow.created_at),
             "updated_at": iso_datetime(workflow.updated_at),
             "created_by": workflow.created_by,
@@ -171,29 +197,44 @@ class WorkflowSummarySerializer(serializers.Serializer):
             "Version",
             response_only=True,
             value={
-                "workflow_id": _WORKFLOW["id"],
-                "version": 2,
-                "definition": _DEFINITION,
-                "created_by": "bob",
+                **{key: value for key, value in _WORKFLOW.items() if key != "updated_at"},
                 "created_at": "2026-11-25T11:00:00Z",
+                "created_by": "bob",
+                "updated_at": "2026-11-25T11:00:00Z",
+                "workflow_id": _WORKFLOW["id"],
+                "definition": _DEFINITION,
             },
         )
     ]
 )
-class WorkflowVersionSerializer(serializers.Serializer):
-    workflow_id = serializers.UUIDField()
-    version = serializers.IntegerField()
-    definition = serializers.DictField()
-    created_by = serializers.CharField()
-    created_at = serializers.DateTimeField()
+class WorkflowVersionSerializer(WorkflowSerializer):
+    """One saved version as a whole workflow (the older API's versions were workflows), so a client can
+    open it like a workflow: `id` is the workflow's (execute runs its current version), `version`,
+    the definition fields and `workflow_data` are the version's, `created_at` / `created_by` (and
+    `updated_*`) say when and by whom the version was saved, `status` is the workflow's."""
+
+    workflow_id = serializers.UUIDField(read_only=True, help_text="Same as id.")
+    definition = serializers.DictField(read_only=True, help_text="The version's definition as saved.")
 
     def to_representation(self, version):
+        workflow = self.context.get("workflow") or version.workflow
+        definition = version.definition
         return {
-            "workflow_id": str(version.workflow_id),
+            "id": str(workflow.id),
+            "name": definition.get("name", workflow.name),
+            "description": definition.get("description", ""),
             "version": version.version,
-            "definition": version.definition,
-            "created_by": version.created_by,
+            "status": workflow.status,
+            "start_step": definition.get("start_step"),
+            "steps": definition.get("steps"),
+            "input_schema": definition.get("input_schema"),
+            "workflow_data": _workflow_data(definition, str(workflow.id), version.version),
             "created_at": iso_datetime(version.created_at),
+            "updated_at": iso_datetime(version.created_at),
+            "created_by": version.created_by,
+            "updated_by": version.created_by,
+            "workflow_id": str(workflow.id),
+            "definition": definition,
         }
 
 

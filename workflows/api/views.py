@@ -4,10 +4,13 @@ from rest_framework import exceptions, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.api.fields import FIELDS_PARAM, fields_requested, trimmed
 from core.api.viewsets import SoftDeleteViewSet
 from core.roles import Role
 from workflows import services
 from workflows.api.serializers import (
+    DEFINITION_BACKED,
+    LIST_FIELDS,
     ValidateSerializer,
     ValidationResultSerializer,
     WorkflowSerializer,
@@ -19,28 +22,46 @@ from workflows.filtersets import WorkflowFilterSet
 from workflows.models import Workflow, WorkflowVersion
 
 _VERSION = OpenApiParameter("version", int, OpenApiParameter.PATH, description="Version number, from 1.")
+_FIELDS = OpenApiParameter(
+    FIELDS_PARAM,
+    str,
+    description=f"Comma-separated fields to keep in each item (unknown: 422). Any of: {', '.join(LIST_FIELDS)}.",
+)
+VERSION_FIELDS = [name for name, field in WorkflowVersionSerializer().fields.items() if not field.write_only]
+_VERSION_FIELDS = OpenApiParameter(
+    FIELDS_PARAM, str, description=f"Comma-separated fields to keep in each item. Any of: {', '.join(VERSION_FIELDS)}."
+)
+_PUT_KEEPS = (
+    "Fields left out keep their values (as in the older API, whose web UI sends no `name` when it edits), so "
+    "PUT and PATCH behave alike: the fields sent replace those of the current definition. Saves a new "
+    "version when the definition changes; earlier versions stay as they were."
+)
 
 
 @extend_schema_view(
     list=extend_schema(
         summary="List workflows",
-        description="Items leave out the steps (see `step_count`); get one workflow for its whole definition.",
+        description=(
+            "Items carry the definition in `workflow_data` (as the older API's list did) but not the top-level "
+            "`steps` and `input_schema`; `?fields=id,name,version` trims them to what a client needs."
+        ),
+        parameters=[_FIELDS],
         responses=WorkflowSummarySerializer(many=True),
     ),
     create=extend_schema(summary="Create a workflow", description="Validated as a whole before saving; version 1."),
     retrieve=extend_schema(summary="Get a workflow with its whole definition"),
     update=extend_schema(
-        summary="Replace a workflow's definition",
-        description="Saves a new version when the definition changes; earlier versions stay as they were.",
+        summary="Update a workflow's definition", description=_PUT_KEEPS, request=WorkflowSerializer(partial=True)
     ),
-    partial_update=extend_schema(
-        summary="Change part of a workflow's definition",
-        description="The fields sent replace those of the current definition; a new version when anything changed.",
-    ),
+    partial_update=extend_schema(summary="Change part of a workflow's definition", description=_PUT_KEEPS),
     destroy=extend_schema(summary="Delete a workflow", description="Soft delete: status becomes `deleted`."),
     versions=extend_schema(
         summary="List a workflow's versions",
-        description="Newest first, each with its whole definition.",
+        description=(
+            "Newest first, each a whole workflow as it was at that version (`id` is the workflow's, `version`, "
+            "`workflow_data` and `created_*` the version's), as the older API answered."
+        ),
+        parameters=[_VERSION_FIELDS],
         responses=WorkflowVersionSerializer(many=True),
     ),
     version=extend_schema(
@@ -64,6 +85,14 @@ class WorkflowViewSet(SoftDeleteViewSet):
             return WorkflowSummarySerializer
         return super().get_serializer_class()
 
+    def list(self, request, *args, **kwargs):
+        fields = fields_requested(request, LIST_FIELDS)
+        queryset = self.filter_queryset(self.get_queryset())
+        if fields is not None and not DEFINITION_BACKED & set(fields):
+            queryset = queryset.defer("definition")  # the largest column, and nothing asked for needs it
+        page = self.paginate_queryset(queryset)
+        return self.get_paginated_response(trimmed(self.get_serializer(page, many=True).data, fields))
+
     def perform_create(self, serializer):
         data = serializer.validated_data
         serializer.instance = services.workflow_create(
@@ -81,9 +110,11 @@ class WorkflowViewSet(SoftDeleteViewSet):
 
     @action(detail=True, methods=["get"])
     def versions(self, request, pk=None):
+        fields = fields_requested(request, VERSION_FIELDS)
         workflow = self.get_object()
         page = self.paginate_queryset(WorkflowVersion.objects.filter(workflow=workflow).order_by("-version"))
-        return self.get_paginated_response(WorkflowVersionSerializer(page, many=True).data)
+        data = WorkflowVersionSerializer(page, many=True, context={"workflow": workflow}).data
+        return self.get_paginated_response(trimmed(data, fields))
 
     @action(detail=True, methods=["get"], url_path=r"versions/(?P<version>[^/]+)")
     def version(self, request, pk=None, version=None):
@@ -94,7 +125,7 @@ class WorkflowViewSet(SoftDeleteViewSet):
         item = found.first()
         if item is None:
             raise exceptions.NotFound(f"Workflow {workflow.name!r} has no version {version!r}.")
-        return Response(WorkflowVersionSerializer(item).data)
+        return Response(WorkflowVersionSerializer(item, context={"workflow": workflow}).data)
 
     @action(detail=False, methods=["post"])
     def validate(self, request):
