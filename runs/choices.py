@@ -36,6 +36,7 @@ CANCELLABLE_RUN = tuple(status for status, moves in RUN_TRANSITIONS.items() if R
 class StepStatus(models.TextChoices):
     PENDING = "PENDING"  # waiting for its retry delay
     RUNNING = "RUNNING"
+    INPUT_REQUIRED = "INPUT_REQUIRED"  # the agent's task waits for a person (POST .../respond)
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     SKIPPED = "SKIPPED"

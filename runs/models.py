@@ -35,6 +35,8 @@ class Run(models.Model):
     lease_expires_at = models.DateTimeField(null=True, blank=True)
     # Times the recovery task re-requested it since it last moved: the next lease doubles each time.
     recoveries = models.PositiveIntegerField(null=True, blank=True)  # null = 0 (nullable: an expand step)
+    # True while one of its steps waits for a person (INPUT_REQUIRED); null = false (an expand step).
+    waiting_for_input = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -44,6 +46,10 @@ class Run(models.Model):
             models.Index(fields=["workflow", "-created_at", "-id"], name="run_workflow_created_idx"),
             models.Index(F("updated_at").desc(), F("id").desc(), name="run_updated_idx"),  # ordering=-updated_at
             models.Index(fields=["lease_expires_at"], condition=Q(status__in=ACTIVE_RUN), name="run_lease_idx"),
+            # The runs list filtered on waiting_for_input=true: few rows, so a small partial index.
+            models.Index(
+                F("created_at").desc(), F("id").desc(), condition=Q(waiting_for_input=True), name="run_waiting_idx"
+            ),
         ]
 
     def __str__(self):
@@ -85,6 +91,12 @@ class StepExecution(models.Model):
     # RUNNING: when it times out. PENDING: when the retry is due.
     due_at = models.DateTimeField(null=True, blank=True)
     timeout_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The agent's A2A task, stored as soon as the bridge learns it: a restarted bridge follows that task
+    # instead of calling the agent again, and cancel reaches it.
+    agent_task_id = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001 - null: no task (expand step)
+    agent_context_id = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001 - as above
+    # INPUT_REQUIRED: what the agent asks ({"state", "message", "data", "requested_at"}).
+    input_request = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ("created_at", "id")
