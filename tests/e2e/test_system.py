@@ -135,7 +135,9 @@ def test_an_unreachable_agent_fails_after_its_retries(system):
     response = system.api(
         "POST",
         "/agents",
-        {"name": "e2e-nowhere", "url": "http://127.0.0.1:1/", "timeout_ms": 3000, "retry_config": retry},
+        # A timeout with room for a bridge that has just started (joining its consumer group) on a busy
+        # machine: the calls themselves fail at once (connection refused).
+        {"name": "e2e-nowhere", "url": "http://127.0.0.1:1/", "timeout_ms": 20000, "retry_config": retry},
     )
     assert response.status_code == 201
     done = system.run_wait(execute(system, workflow(system, "e2e-nowhere"))["id"])
@@ -177,7 +179,10 @@ def test_cancel_a_running_run_stops_further_steps(system):
     assert final["status"] == "CANCELLED" and final["cancelled_by"] == "e2e"
     assert [(s["step_id"], s["status"]) for s in steps_of(system, run["id"])] == [("s1", "CANCELLED")]
     logs = system.api("GET", f"/runs/{run['id']}/logs").json()["items"]
-    assert any("ignored" in entry["message"] for entry in logs), logs
+    # The bridge abandons the call within a second (runs/abandon.py); had the answer come first, the
+    # executor would have ignored it.
+    abandoned = [e for e in logs if e["source"] == "bridge" and "call abandoned: step cancelled" in e["message"]]
+    assert abandoned or any("ignored" in entry["message"] for entry in logs), logs
     assert system.api("POST", f"/runs/{run['id']}/cancel", {}).status_code == 409
     monitoring(system, run["id"], {("workflow", "CANCELLED")})
 
