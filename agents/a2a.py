@@ -6,6 +6,10 @@ BOTH A2A 0.3 (`message/send`, lower-case states such as `completed`, parts tagge
 picking per agent, while an sdk client speaks one version. The agent card says which version an agent
 speaks; with no card we assume 0.3, which is what the older bridge sent.
 
+A call may also answer with a Task that is not finished (`submitted` / `working`: the bridge follows it, see
+agents/a2a_tasks.py) or that waits for a person (`input-required` / `auth-required`): the `CallResult` then
+has that `state` and the agent's task and context ids.
+
 `call_agent` never raises for agent or network problems: it returns a `CallResult` whose `error` says
 what went wrong (HTTP status, not JSON, not JSON-RPC, JSON-RPC error, failed task, timeout, unreachable,
 too large).
@@ -38,8 +42,13 @@ SNIPPET_CHARS = 200
 # Of an error answer (HTTP 3xx-5xx) only a snippet is kept, so only its start is read.
 ERROR_BODY_BYTES = 65_536
 
+OPEN_STATES = frozenset({"submitted", "working"})  # the agent is still at it: the bridge follows the task
+INPUT_STATES = frozenset({"input-required", "auth-required"})  # the agent waits for a person
+
 # url -> (protocol, monotonic expiry)
 _protocol_cache: dict[str, tuple[str, float]] = {}
+# url -> whether its card says `capabilities.streaming` (cached with the protocol)
+_streaming_cache: dict[str, bool] = {}
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,19 @@ class CallResult:
     error: str | None
     duration_ms: int
     attempts: int  # HTTP attempts made
+    state: str | None = None  # the agent's task state when it answered with a task ("completed", "working", ...)
+    agent_task_id: str | None = None
+    agent_context_id: str | None = None
+    protocol: str | None = None  # the protocol the call was made with
+
+    @property
+    def open(self) -> bool:
+        """The agent's task is not finished: it must be followed (agents/a2a_tasks.py)."""
+        return self.error is None and self.state in OPEN_STATES
+
+    @property
+    def needs_input(self) -> bool:
+        return self.error is None and self.state in INPUT_STATES
 
 
 @dataclass
@@ -70,25 +92,61 @@ class _Outcome:
     error: str | None = None
     retryable: bool = False
     retry_after: float | None = None  # seconds, from a Retry-After header
+    state: str | None = None
+    agent_task_id: str | None = None
+    agent_context_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """What a call sends besides the step's input: its messageId (derived from the try, so the same try
+    sent again carries the same id) and, for the reply of a person, the agent's task and context."""
+
+    message_id: str | None = None
+    reply: dict | None = None  # {"text": str | None, "data": dict | None}
+    agent_task_id: str | None = None
+    agent_context_id: str | None = None
 
 
 def clear_protocol_cache() -> None:
     _protocol_cache.clear()
+    _streaming_cache.clear()
+
+
+def card_streams(url: str) -> bool:
+    """Whether the agent's card (read by an earlier call) says it streams."""
+    return _streaming_cache.get(url, False)
 
 
 async def call_agent(
-    client: httpx.AsyncClient, call: AgentCall, input_data: dict, *, correlation_id: str, task_id: str
+    client: httpx.AsyncClient,
+    call: AgentCall,
+    input_data: dict,
+    *,
+    correlation_id: str,
+    task_id: str,
+    message: Message | None = None,
 ) -> CallResult:
     started = time.monotonic()
     budget = call.timeout_ms / 1000
     attempts = 0
     outcome = _Outcome()
+    protocol = None
+    message = message or Message()
 
     def result(error: str | None) -> CallResult:
         duration_ms = int((time.monotonic() - started) * 1000)
         ok = error is None
         return CallResult(
-            ok=ok, output=outcome.output if ok else None, error=error, duration_ms=duration_ms, attempts=attempts
+            ok=ok,
+            output=outcome.output if ok else None,
+            error=error,
+            duration_ms=duration_ms,
+            attempts=attempts,
+            state=outcome.state,
+            agent_task_id=outcome.agent_task_id,
+            agent_context_id=outcome.agent_context_id,
+            protocol=protocol,
         )
 
     def remaining() -> float:
@@ -103,7 +161,7 @@ async def call_agent(
                 protocol = await discover_protocol(client, call.url, base_headers, remaining)
             while True:
                 attempts += 1
-                outcome = await _attempt(client, call, protocol, input_data, base_headers, task_id, remaining)
+                outcome = await _attempt(client, call, protocol, input_data, base_headers, task_id, message, remaining)
                 if outcome.error is None:
                     return result(None)
                 if not outcome.retryable or attempts > call.max_retries:
@@ -175,6 +233,8 @@ async def _fetch_protocol(client, url, headers, remaining) -> tuple[str, bool]:
         except ValueError:
             continue
         if isinstance(card, dict):
+            capabilities = card.get("capabilities") if isinstance(card.get("capabilities"), dict) else {}
+            _streaming_cache[url] = capabilities.get("streaming") is True
             return protocol_from_card(card), True
     return PROTOCOL_03, True
 
@@ -201,38 +261,72 @@ def normalise_protocol(version: str) -> str:
 # --- one attempt ---------------------------------------------------------------------------------------
 
 
-def build_request(protocol: str, input_data: dict, *, correlation_id: str, task_id: str) -> dict:
-    text = next(
-        (input_data[k] for k in ("text", "query") if isinstance(input_data.get(k), str) and input_data[k]), None
-    )
-    if text is None:
-        text = json.dumps(input_data, default=str)
+def message_id_of(run_id, correlation_id, task_id) -> str:
+    """The messageId of a call: the same for the same try sent again (an agent that dedupes on it does
+    not do the work twice), new for a retry (new correlation id) or a person's reply (new task id)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"wfplatform:{run_id}/{correlation_id}/{task_id}"))
+
+
+def _message_parts(protocol: str, text: str | None, data: dict | None) -> list[dict]:
+    parts = []
+    if text is not None:
+        parts.append({"text": text} if protocol == PROTOCOL_10 else {"kind": "text", "text": text})
+    if data is not None:
+        parts.append(
+            {"data": data, "mediaType": "application/json"}
+            if protocol == PROTOCOL_10
+            else {"kind": "data", "data": data}
+        )
+    return parts
+
+
+def build_request(
+    protocol: str, input_data: dict, *, correlation_id: str, task_id: str, message: Message | None = None
+) -> dict:
+    message_spec = message or Message()
     # Our task id goes in metadata: as the A2A `taskId` it would name a task the agent has never seen.
     metadata = {"correlation_id": correlation_id, "task_id": task_id}
+    if message_spec.reply is not None:
+        # A person's answer, in the agent's own task and context (which it asked in).
+        reply = message_spec.reply
+        parts = _message_parts(protocol, reply.get("text"), reply.get("data"))
+    else:
+        text = next(
+            (input_data[k] for k in ("text", "query") if isinstance(input_data.get(k), str) and input_data[k]), None
+        )
+        if text is None:
+            text = json.dumps(input_data, default=str)
+        parts = _message_parts(protocol, text, input_data)
     if protocol == PROTOCOL_10:
         message = {
-            "messageId": str(uuid.uuid4()),
+            "messageId": message_spec.message_id or str(uuid.uuid4()),
             "role": "ROLE_USER",
-            "parts": [{"text": text}, {"data": input_data, "mediaType": "application/json"}],
+            "parts": parts,
             "metadata": metadata,
         }
         method, configuration = "SendMessage", {"returnImmediately": False, "historyLength": 0}
     else:
         message = {
             "kind": "message",
-            "messageId": str(uuid.uuid4()),
+            "messageId": message_spec.message_id or str(uuid.uuid4()),
             "role": "user",
-            "parts": [{"kind": "text", "text": text}, {"kind": "data", "data": input_data}],
+            "parts": parts,
             "metadata": metadata,
         }
         # No historyLength: in 0.3 a 0 means "all" on some servers and "none" on others.
         method, configuration = "message/send", {"blocking": True}
+    if message_spec.agent_task_id:
+        message["taskId"] = message_spec.agent_task_id
+    if message_spec.agent_context_id:
+        message["contextId"] = message_spec.agent_context_id
     params = {"message": message, "configuration": configuration}
     return {"jsonrpc": "2.0", "id": str(uuid.uuid4()), "method": method, "params": params}
 
 
-async def _attempt(client, call: AgentCall, protocol, input_data, headers, task_id, remaining) -> _Outcome:
-    body = build_request(protocol, input_data, correlation_id=headers["X-Correlation-ID"], task_id=task_id)
+async def _attempt(client, call: AgentCall, protocol, input_data, headers, task_id, message, remaining) -> _Outcome:
+    body = build_request(
+        protocol, input_data, correlation_id=headers["X-Correlation-ID"], task_id=task_id, message=message
+    )
     headers = {"Content-Type": "application/json", "Accept": "application/json", **headers}
     if protocol == PROTOCOL_10:
         headers["A2A-Version"] = PROTOCOL_10
@@ -366,18 +460,34 @@ def parse_result(result: Any) -> _Outcome:
     state = task_state(status.get("state"))
     message = status.get("message") if isinstance(status.get("message"), dict) else {}
     status_text = "\n".join(_texts(message.get("parts")))
+    ids = {
+        "state": state,
+        "agent_task_id": _text_or_none(result.get("id")),
+        "agent_context_id": _text_or_none(result.get("contextId")),
+    }
+    if state in OPEN_STATES:
+        return _Outcome(**ids)
+    if state in INPUT_STATES:
+        # What the agent asks, as the step's input_request (without requested_at: the executor stamps it).
+        content = _whole_numbers_as_ints(_content([message.get("parts")]))
+        text = content.pop("text", "")
+        return _Outcome(output={"state": state, "message": text, "data": content}, **ids)
     if state != "completed":
         if state in ("failed", "rejected", "canceled"):
             error = f"Agent task {state}"
         else:
             error = f"Agent task ended in state '{state}', which is not completed"
-        return _Outcome(error=f"{error}: {status_text}" if status_text else error)
+        return _Outcome(error=f"{error}: {status_text}" if status_text else error, **ids)
 
     artifacts = [a.get("parts") for a in result.get("artifacts") or [] if isinstance(a, dict)]
     # Some agents answer in the final status message rather than in an artifact.
     output = _content(artifacts if artifacts else [message.get("parts")])
     output.update(task_id=result.get("id"), context_id=result.get("contextId"))
-    return _Outcome(output=_whole_numbers_as_ints(output))
+    return _Outcome(output=_whole_numbers_as_ints(output), **ids)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def task_state(state: Any) -> str:

@@ -327,6 +327,13 @@ BRIDGE_RECENT_ANSWERS_BYTES = env_int("BRIDGE_RECENT_ANSWERS_BYTES", 64 * 1024 *
 # While calls are in flight, the bridge asks this often which of their steps ended (cancelled, timed
 # out) and abandons those calls (runs/abandon.py): one query for all of them.
 BRIDGE_ABANDON_CHECK_MS = env_int("BRIDGE_ABANDON_CHECK_MS", 1000, minimum=50)
+# Agent tasks (A2A) the bridge follows at once after their call answered `submitted` / `working`: they
+# hold no call slot, only a place among these (docs/execution.md "Long-running A2A tasks").
+BRIDGE_MAX_FOLLOWING = env_int("BRIDGE_MAX_FOLLOWING", 1000, minimum=1)
+# Polling such a task (when its agent does not stream): first wait, doubled up to the cap. A finished
+# task is seen half a wait late on average: the cap keeps that near 250 ms, at 2 polls a second per task.
+A2A_POLL_INITIAL_MS = env_int("A2A_POLL_INITIAL_MS", 200, minimum=10)
+A2A_POLL_MAX_MS = env_int("A2A_POLL_MAX_MS", 500, minimum=10)
 # Agents' circuit breakers (their `circuit_breaker_config`); off: every bridge calls agents without them.
 CIRCUIT_BREAKER_ENABLED = env_bool("CIRCUIT_BREAKER_ENABLED", True)
 # The most of one agent answer the bridge reads; a larger one fails the step (not retried).

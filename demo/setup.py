@@ -12,7 +12,8 @@ from agents.services import agent_create, agent_update
 from workflows.models import Workflow
 from workflows.services import workflow_create, workflow_import
 
-DEMO_SKILLS = ("echo", "uppercase", "word_count", "fail", "slow")
+# Agent `demo-<name>` at `<agent url>/<name>`; the `-stream` ones have a streaming card (followed by SubscribeToTask).
+DEMO_SKILLS = ("echo", "uppercase", "word_count", "fail", "slow", "think", "ask", "think-stream", "ask-stream")
 EXAMPLES_DIR = Path(settings.BASE_DIR) / "examples"
 # A fixed id, so the README can show one command that runs the sample.
 SAMPLE_WORKFLOW_ID = uuid.UUID("00000000-0000-4000-8000-000000000001")

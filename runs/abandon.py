@@ -6,6 +6,8 @@ still be working on such a call, and the bridge would hold its slot until the ag
 call times out. So while calls are in flight, one query every BRIDGE_ABANDON_CHECK_MS asks which of
 their steps are no longer RUNNING; those calls are cancelled, logged on the run, and end without a
 result (nothing waits for one): the slot is freed and the offset committed as for any finished task.
+Agent tasks the bridge follows (runs/follow.py) are watched the same way; an abandoned follow also
+sends the agent a CancelTask.
 
 Why the database and not the cancellation topic: the step's row knows every way a step ends (the
 topic carries run cancellations only, not timeouts or a block deciding without a child), the API

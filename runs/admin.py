@@ -1,9 +1,12 @@
 from django.contrib import admin, messages
+from django.urls import path
+from django.utils.html import format_html
 
 from core.admin_mixins import ReadOnlyAdminMixin
 from core.errors import DomainError
 from core.roles import Role, has_role, user_role
 from runs import services
+from runs.admin_respond import WaitingFilter, answer_link, question, respond_view
 from runs.models import Event, Run, RunLog, StepExecution
 
 # What a row of step executions shows, in the run page and the step executions list.
@@ -15,7 +18,7 @@ class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
     is listed on the step executions page, filtered by run."""
 
     model = StepExecution
-    fields = (*STEP_COLUMNS, "error_message")
+    fields = (*STEP_COLUMNS, "error_message", "question", "answer")
     readonly_fields = fields
     ordering = ("created_at", "id")
     extra = 0
@@ -24,6 +27,15 @@ class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(parent__isnull=True)
+
+    @admin.display(description="Input request")
+    def question(self, obj):
+        return question(obj)
+
+    @admin.display(description="Answer")
+    def answer(self, obj):
+        link = answer_link(obj)
+        return format_html('<a href="{}">Answer the agent</a>', link) if link else ""
 
 
 class LogInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -39,7 +51,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Runs as the executor records them; cancel and retry go through the same services as the API."""
 
     list_display = ("id", "workflow_name", "workflow_version", "status", "attempt", "triggered_by", "created_at")
-    list_filter = ("status", "created_at")
+    list_filter = ("status", WaitingFilter, "created_at")
     search_fields = ("=id", "workflow_name", "triggered_by")
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Run._meta.fields if f.name != "plan"]
@@ -82,7 +94,15 @@ class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_filter = ("status", "step_type")
     list_select_related = ("run",)
     search_fields = ("=run__id", "step_id", "agent_name", "=correlation_id")
-    readonly_fields = [f.name for f in StepExecution._meta.fields]
+    readonly_fields = [*(f.name for f in StepExecution._meta.fields if f.name != "input_request"), "question", "answer"]
+
+    exclude = ("input_request",)  # shown as "question": without the answer kept for sending again
+    question, answer = StepInline.question, StepInline.answer
+
+    def get_urls(self):
+        # A waiting step (INPUT_REQUIRED) is answered on a page of its own, through the API's service.
+        respond = self.admin_site.admin_view(lambda request, object_id: respond_view(self, request, object_id))
+        return [path("<path:object_id>/respond/", respond, name="runs_stepexecution_respond"), *super().get_urls()]
 
 
 @admin.register(Event)

@@ -5,7 +5,8 @@ agent's `max_concurrency` to that agent: tasks beyond it wait without a slot); t
 polled from a worker thread. A task's offset is committed only once its result has been published (or
 its call abandoned because its step ended meanwhile: runs/abandon.py),
 and never past a task still in flight (at-least-once: after a crash the executor may see a result
-twice, and ignores the second).
+twice, and ignores the second). An agent that answers with an unfinished task (`working`) has it
+followed without a call slot (runs/follow.py); an `agent_task_cancel` message cancels an agent's task.
 """
 
 import asyncio
@@ -27,7 +28,7 @@ from django.db.models import Subquery
 from django.utils import timezone
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from agents.a2a import AgentCall, CallResult, call_agent
+from agents.a2a import AgentCall, CallResult, Message, call_agent, message_id_of
 from agents.breaker_calls import CircuitBreakers
 from agents.card import auth_headers
 from agents.choices import AgentStatus
@@ -39,6 +40,7 @@ from core.logs import log_context
 from runs import messages
 from runs.abandon import Abandon
 from runs.choices import LogLevel, LogSource, StepStatus
+from runs.follow import Follow, Followers
 from runs.gates import AgentGates, Gate
 from runs.models import RunLog, StepExecution
 from runs.recent import RecentAnswers
@@ -73,6 +75,8 @@ class Prepared:
     max_concurrency: int | None = None  # the agent's limit of calls at once in this process (None: no limit)
     agent_id: str | None = None  # the key of the agent's circuit breaker
     breaker: dict | None = None  # the agent's circuit_breaker_config as stored (None: the defaults)
+    agent_task_id: str | None = None  # the agent's task of this try, as stored on the step
+    agent_context_id: str | None = None
 
 
 def task_prepare(task: dict) -> Prepared:
@@ -81,8 +85,17 @@ def task_prepare(task: dict) -> Prepared:
     correlation_id = task.get("correlation_id")
     name = task.get("agent_name") or ""
     # One round trip: the agent, and the step's status as our executor recorded it (if it knows the task).
-    step_status = StepExecution.objects.filter(correlation_id=correlation_id).values("status")[:1]
-    agent = Agent.objects.live().filter(name=name).annotate(step_status=Subquery(step_status)).first()
+    rows = StepExecution.objects.filter(correlation_id=correlation_id)
+    agent = (
+        Agent.objects.live()
+        .filter(name=name)
+        .annotate(
+            step_status=Subquery(rows.values("status")[:1]),
+            step_task=Subquery(rows.values("agent_task_id")[:1]),
+            step_context=Subquery(rows.values("agent_context_id")[:1]),
+        )
+        .first()
+    )
     step = agent.step_status if agent is not None else _step_status(correlation_id)
     known = step is not None
     if known and step != StepStatus.RUNNING:
@@ -115,6 +128,8 @@ def task_prepare(task: dict) -> Prepared:
         max_concurrency=agent.max_concurrency,
         agent_id=str(agent.pk),
         breaker=agent.circuit_breaker_config,
+        agent_task_id=agent.step_task,
+        agent_context_id=agent.step_context,
     )
 
 
@@ -135,13 +150,79 @@ def retrying(work, *args):
 
 def result_message(task: dict, result: CallResult) -> dict:
     return messages.agent_result(
-        task, ok=result.ok, output=result.output, error=result.error, duration_ms=result.duration_ms
+        task,
+        ok=result.ok,
+        output=result.output,
+        error=result.error,
+        duration_ms=result.duration_ms,
+        status="INPUT_REQUIRED" if result.needs_input else None,
+        agent_task_id=result.agent_task_id,
+        agent_context_id=result.agent_context_id,
+    )
+
+
+def answer_key(task: dict):
+    """A task's identity for the dedupe of copies: a person's reply shares its try's correlation id but
+    has its own task id."""
+    correlation_id = task.get("correlation_id")
+    return (correlation_id, task.get("task_id")) if correlation_id else None
+
+
+def message_of(task: dict) -> Message:
+    """The messageId of the try (or of the reply), and the agent's task and context for a reply."""
+    message_id = message_id_of(task.get("run_id"), task.get("correlation_id"), task.get("task_id"))
+    reply = task.get("reply") if isinstance(task.get("reply"), dict) else None
+    if reply is None:
+        return Message(message_id=message_id)
+    return Message(
+        message_id=message_id,
+        reply={"text": reply.get("text"), "data": reply.get("data")},
+        agent_task_id=task.get("agent_task_id"),
+        agent_context_id=task.get("agent_context_id"),
+    )
+
+
+def follow_seconds(task: dict, prepared: Prepared) -> float:
+    left = time_left_ms(task.get("deadline"))
+    return (left if left is not None else prepared.call.timeout_ms) / 1000
+
+
+def following_again(task: dict, prepared: Prepared) -> Follow | None:
+    """The agent's task of this try, known from the task or its step (a bridge restarted while
+    following it, or another bridge got the task): followed again, never a second call."""
+    if prepared.call is None or isinstance(task.get("reply"), dict):
+        return None
+    agent_task_id = task.get("agent_task_id") or prepared.agent_task_id
+    if not agent_task_id:
+        return None
+    return Follow(
+        url=prepared.call.url,
+        headers=prepared.call.headers,
+        agent_task_id=str(agent_task_id),
+        agent_context_id=task.get("agent_context_id") or prepared.agent_context_id,
+        seconds=follow_seconds(task, prepared),
+        state="working",
+        resumed=True,
+    )
+
+
+def to_follow(task: dict, prepared: Prepared, result: CallResult) -> Follow:
+    return Follow(
+        url=prepared.call.url,
+        headers=prepared.call.headers,
+        agent_task_id=result.agent_task_id,
+        agent_context_id=result.agent_context_id,
+        seconds=follow_seconds(task, prepared),
+        state=result.state or "submitted",
+        protocol=result.protocol,
     )
 
 
 def call_log(task: dict, result: CallResult, agent_url: str | None, at) -> None:
     connections_refresh()
-    if result.ok:
+    if result.needs_input:
+        message, level = f"Agent '{task.get('agent_name')}' asks for input ({result.state})", LogLevel.INFO
+    elif result.ok:
         message, level = f"Agent '{task.get('agent_name')}' answered in {result.duration_ms} ms", LogLevel.INFO
     else:
         message, level = f"Agent '{task.get('agent_name')}' call failed: {result.error}", LogLevel.ERROR
@@ -197,6 +278,7 @@ class Bridge:
         self.gates = AgentGates()  # agents with a max_concurrency
         self.breakers = CircuitBreakers(self.db)  # agents' circuit breakers (state shared by every bridge)
         self.abandon = Abandon(self.db, retrying)  # calls whose step ended meanwhile are given up
+        self.followers = Followers(self.db, retrying, self.abandon)  # unfinished agent tasks (runs/follow.py)
         self.waiting = 0  # tasks waiting for such an agent, holding no slot (read by poll())
         self.calling: set = set()  # correlation ids of the tasks being handled
         self.recent = RecentAnswers(settings.BRIDGE_RECENT_ANSWERS_BYTES)
@@ -211,35 +293,56 @@ class Bridge:
         published: list = []  # set by finish(): whether this task's result went out
         name = str(task.get("agent_name") or "")
         entered: Gate | None = None  # the agent's gate, once this task holds one of its turns
-        correlation_id = task.get("correlation_id")
-        calling = False  # this task holds its correlation id in self.calling
+        key = answer_key(task)
+        calling = False  # this task holds its key in self.calling
+        following = False  # this task holds a place among the followers
         try:
+            if task.get("message_type") == "agent_task_cancel":
+                await self.followers.cancel_message(client, task)
+                return
             if await self.answered_before(task, published):
                 return
-            if correlation_id:
-                self.calling.add(correlation_id)
+            if key:
+                self.calling.add(key)
                 calling = True
+            follow, turn = None, False
             async with self.semaphore:
                 prepared = await loop.run_in_executor(self.db, retrying, task_prepare, task)
                 gate = self.gates.gate(name, prepared.max_concurrency) if prepared.call else None
                 if gate is None or gate.try_enter():
-                    entered = gate
-                    await self.handle(client, task, prepared, published)
+                    entered, turn = gate, True
+                    follow = await self.handle(client, task, prepared, published)
+                    if follow is None:
+                        return
+                    await self.followers.enter()  # a full pool keeps the slot: the consumer slows down
+                    following = True
+            if not turn:
+                # The agent is at its max_concurrency: wait for a turn without holding a slot, so that
+                # one slow agent never takes every slot from the others.
+                if not await self.wait_turn(gate, task):
+                    error = (
+                        f"The task was picked up after its deadline ({task.get('deadline')}); not called: agent "
+                        f"'{name}' was at its max_concurrency ({prepared.max_concurrency}) until then"
+                    )
+                    await self.handle(client, task, Prepared(error=error, known=prepared.known), published)
                     return
-            # The agent is at its max_concurrency: wait for a turn without holding a slot, so that
-            # one slow agent never takes every slot from the others.
-            if not await self.wait_turn(gate, task):
-                error = (
-                    f"The task was picked up after its deadline ({task.get('deadline')}); not called: agent "
-                    f"'{name}' was at its max_concurrency ({prepared.max_concurrency}) until then"
-                )
-                await self.handle(client, task, Prepared(error=error, known=prepared.known), published)
-                return
-            entered = gate
-            async with self.semaphore:
-                # Read again: the step may have been cancelled, or its deadline passed, while it waited.
-                prepared = await loop.run_in_executor(self.db, retrying, task_prepare, task)
-                await self.handle(client, task, prepared, published)
+                entered = gate
+                async with self.semaphore:
+                    # Read again: the step may have been cancelled, or its deadline passed, while it waited.
+                    prepared = await loop.run_in_executor(self.db, retrying, task_prepare, task)
+                    follow = await self.handle(client, task, prepared, published)
+                    if follow is None:
+                        return
+                    await self.followers.enter()
+                    following = True
+            # The agent's task is unfinished: followed without a call slot or a turn of the agent's
+            # max_concurrency (runs/follow.py); the offset stays uncommitted until the result is out.
+            if entered is not None:
+                self.gates.leave(name, entered)
+                entered = None
+            result = await self.followers.follow(client, task, follow)
+            if result is not None:
+                await self.finish(task, result, prepared, published, at=timezone.now())
         except Exception as exc:  # noqa: BLE001 - whatever happened, the slot and the offset are released
             log.exception("task %s at offset %s failed in the bridge", task.get("task_id"), offset)
             if not published:
@@ -251,8 +354,10 @@ class Bridge:
                 except Exception:  # noqa: BLE001 - stopping with Kafka away: the step's deadline covers it
                     log.exception("could not publish the failure of task %s", task.get("task_id"))
         finally:
+            if following:
+                self.followers.leave()
             if calling:
-                self.calling.discard(correlation_id)
+                self.calling.discard(key)
             if entered is not None:
                 self.gates.leave(name, entered)
             self.tracker.done(partition, offset)
@@ -261,11 +366,11 @@ class Bridge:
         """True for a task this bridge is calling already, or answered lately: a copy the executor sent
         again after the broker lost its messages. The agent is not called twice; a kept answer goes out
         again, since it may be the message the broker lost."""
-        correlation_id = task.get("correlation_id")
-        if correlation_id in self.calling:
+        key = answer_key(task)
+        if key in self.calling:
             log.info("task %s is being called already; this copy is dropped", task.get("task_id"))
             return True
-        answer = self.recent.get(correlation_id)
+        answer = self.recent.get(key)
         if answer is None:
             return False
         log.info("task %s was answered already; the answer is sent again", task.get("task_id"))
@@ -273,9 +378,13 @@ class Bridge:
         published.append(True)
         return True
 
-    async def handle(self, client: httpx.AsyncClient, task: dict, prepared: Prepared, published: list) -> None:
-        """Drops the task, publishes why it cannot be called, or calls the agent and publishes its answer."""
+    async def handle(self, client: httpx.AsyncClient, task: dict, prepared: Prepared, published: list) -> Follow | None:
+        """Drops the task, publishes why it cannot be called, or calls the agent and publishes its answer;
+        or returns the agent's unfinished task, to be followed (then nothing is published yet)."""
         ticket = None
+        resume = following_again(task, prepared)
+        if resume is not None:  # the agent has this try's task already: followed, not called again
+            return resume
         if prepared.call is not None:  # may wait, holding no slot, while the agent's circuit breaker is open
             prepared, ticket = await self.circuit_turn(task, prepared)
         if prepared.skip:
@@ -297,6 +406,7 @@ class Bridge:
                         task.get("input_data") or {},
                         correlation_id=str(task.get("correlation_id")),
                         task_id=str(task.get("task_id")),
+                        message=message_of(task),
                     ),
                 )
                 if result is None:  # abandoned: its step no longer waits for a result (runs/abandon.py)
@@ -305,7 +415,10 @@ class Bridge:
                 answered_at = timezone.now()
                 tracing.outcome(result.ok, result.error)
             await self.breakers.record(ticket, result.ok, result.error, prepared.breaker)
+            if result.open and result.agent_task_id:
+                return to_follow(task, prepared, result)
         await self.finish(task, result, prepared, published, at=answered_at)
+        return None
 
     async def circuit_turn(self, task: dict, prepared: Prepared) -> tuple[Prepared, object]:
         """The agent's circuit breaker lets the call through (a ticket), or the task waits for its half-open
@@ -366,7 +479,7 @@ class Bridge:
         message = result_message(task, result)
         await self.publish(message)
         published.append(True)
-        self.recent.keep(task.get("correlation_id"), message)
+        self.recent.keep(answer_key(task), message)
 
     async def publish(self, message: dict) -> None:
         """Sends a result, retrying until Kafka takes it: the call was made, its answer must not be lost."""
@@ -395,7 +508,12 @@ class Bridge:
         assigned = self.consumer.assignment()
         # Tasks waiting for an agent at its max_concurrency hold no slot: up to BRIDGE_MAX_WAITING of them
         # are held on top of the slots, so tasks for the other agents keep coming in.
-        held = settings.BRIDGE_MAX_IN_FLIGHT + min(self.waiting, settings.BRIDGE_MAX_WAITING)
+        # Followed tasks hold no slot either: up to BRIDGE_MAX_FOLLOWING more.
+        held = (
+            settings.BRIDGE_MAX_IN_FLIGHT
+            + min(self.waiting, settings.BRIDGE_MAX_WAITING)
+            + min(self.followers.count, settings.BRIDGE_MAX_FOLLOWING)
+        )
         room = held - self.tracker.count()
         if room <= 0:
             self.consumer.pause(*assigned)
@@ -428,7 +546,10 @@ class Bridge:
         )
         if self.consumer is None:
             return
-        limits = httpx.Limits(max_connections=settings.BRIDGE_MAX_IN_FLIGHT, max_keepalive_connections=20)
+        # Followers share the client (a subscription holds its connection for as long as the task runs).
+        limits = httpx.Limits(
+            max_connections=settings.BRIDGE_MAX_IN_FLIGHT + settings.BRIDGE_MAX_FOLLOWING, max_keepalive_connections=20
+        )
         # httpx writes headers and body separately; without TCP_NODELAY the body waits for the
         # agent's delayed ACK on a kept-alive connection (40 ms per call).
         transport = httpx.AsyncHTTPTransport(

@@ -47,7 +47,11 @@ NEW = None  # a step execution not saved yet: the statuses it may be created wit
 STEP_TRANSITIONS: dict[str | None, frozenset[str]] = {
     NEW: frozenset({StepStatus.PENDING, StepStatus.RUNNING, StepStatus.FAILED, StepStatus.SKIPPED}),
     StepStatus.PENDING: frozenset({StepStatus.RUNNING, StepStatus.CANCELLED}),
-    StepStatus.RUNNING: frozenset({StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED}),
+    StepStatus.RUNNING: frozenset(
+        {StepStatus.COMPLETED, StepStatus.FAILED, StepStatus.CANCELLED, StepStatus.INPUT_REQUIRED}
+    ),
+    # Answered (POST .../respond: back to RUNNING), no answer in time (FAILED), or cancelled.
+    StepStatus.INPUT_REQUIRED: frozenset({StepStatus.RUNNING, StepStatus.FAILED, StepStatus.CANCELLED}),
     # A finished try stays finished; a retry is a new row (try_number + 1).
     StepStatus.COMPLETED: frozenset(),
     StepStatus.FAILED: frozenset(),
@@ -55,7 +59,9 @@ STEP_TRANSITIONS: dict[str | None, frozenset[str]] = {
     StepStatus.CANCELLED: frozenset(),
 }
 
-ACTIVE_STEP = (StepStatus.PENDING, StepStatus.RUNNING)
+ACTIVE_STEP = (StepStatus.PENDING, StepStatus.RUNNING, StepStatus.INPUT_REQUIRED)
+# Active and begun: a cancel announces them (a try waiting for its turn or its retry never started).
+STARTED_STEP = (StepStatus.RUNNING, StepStatus.INPUT_REQUIRED)
 CANCELLABLE_STEP = tuple(s for s, moves in STEP_TRANSITIONS.items() if s is not NEW and StepStatus.CANCELLED in moves)
 
 

@@ -28,13 +28,15 @@ from core.db import storable
 from core.outbox import outbox_enqueue
 from runs import messages
 from runs.blocks import Blocks
-from runs.choices import ACTIVE_STEP, CANCELLABLE_STEP, LogLevel, LogSource, RunStatus, StepStatus
+from runs.choices import ACTIVE_STEP, CANCELLABLE_STEP, STARTED_STEP, LogLevel, LogSource, RunStatus, StepStatus
 from runs.context import loop_context, reference_context
 from runs.events import step_event
+from runs.input import agent_task_remember, input_expire, input_required_record, stale_answer, waiting_refresh
 from runs.models import Run, StepExecution
 from runs.outcome import WAITING, Outcome
 from runs.plan import ITERATION, SLOT_TYPES, Plan
 from runs.services import (
+    agent_tasks_cancel,
     durations_stamp,
     monitoring_publish,
     run_log,
@@ -75,6 +77,21 @@ class Decider(Blocks):
         while row is not None:  # the holders the caller loaded with it (select_related)
             self.remember(row)
             row = row.parent if StepExecution.parent.is_cached(row) else None
+        agent_task_remember(execution, result)
+        if stale_answer(execution, result):
+            run_log(
+                self.run,
+                f"Result for step '{execution.step_id}' ignored: it is from before the step's last answer",
+                source=SOURCE,
+                level=LogLevel.WARNING,
+                step_id=execution.step_id,
+                data={"task_id": result.get("task_id"), "status": result.get("status")},
+            )
+            return
+        if result.get("status") == StepStatus.INPUT_REQUIRED:
+            input_required_record(self, execution, result)  # runs/input.py: the step waits for a person
+            self.lease_renew()
+            return
         # The step's duration is its own span (dispatch to result); the agent's call time stays in the
         # bridge's log entry, so a value the agent's side sends is never stored.
         execution.end_at(timezone.now())
@@ -113,6 +130,8 @@ class Decider(Blocks):
                 continue
             if row.status == StepStatus.PENDING:
                 self.send(row)
+            elif row.status == StepStatus.INPUT_REQUIRED:
+                input_expire(self, row, now)
             elif row.step_type == "agent":
                 self.timeout(row, now)
             else:
@@ -228,22 +247,26 @@ class Decider(Blocks):
     def cancel_below(self, row: StepExecution, reason: str) -> None:
         """Cancels every active execution inside a block, iteration or branch (one query per level)."""
         now = timezone.now()
-        frontier = [row.id]
+        frontier, waited = [row.id], False
         while frontier:
             active = StepExecution.objects.filter(parent_id__in=frontier, status__in=CANCELLABLE_STEP)
             gone = set(active.values_list("id", flat=True))
             # Those that were running are announced (a try waiting for its turn never started).
-            running = list(active.filter(status=StepStatus.RUNNING))
+            running = list(active.filter(status__in=STARTED_STEP))
+            waited = waited or any(row.status == StepStatus.INPUT_REQUIRED for row in running)
             active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
             durations_stamp(running, now)
             for row in running:
                 row.status, row.error_message = StepStatus.CANCELLED, reason
                 step_event(self.run, row, StepStatus.CANCELLED)
                 monitoring_publish(self.run, status=StepStatus.CANCELLED, step_id=row.step_id, metadata=self.where(row))
+            agent_tasks_cancel(self.run, running, reason=reason)
             for row_id in gone:
                 self.by_id.pop(row_id, None)
             self.by_place = {k: v for k, v in self.by_place.items() if v is None or v.id not in gone}
             frontier = list(gone)
+        if waited:
+            waiting_refresh(self.run)
 
     # -- the walk (top-down) ---------------------------------------------------------------------
 
@@ -365,6 +388,7 @@ class Decider(Blocks):
             f"{execution.timeout_ms} ms (+{settings.EXECUTOR_STEP_GRACE_SECONDS} s grace)"
         )
         execution.save()
+        agent_tasks_cancel(self.run, [execution], reason="step timed out")
         run_log(
             self.run,
             f"Step '{execution.step_id}': {execution.error_message}",

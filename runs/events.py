@@ -18,6 +18,7 @@ from runs.representations import run_data, step_data
 RUN_EVENT_TYPES = {status: f"run.{status.lower()}" for status in RunStatus.values}
 STEP_EVENT_TYPES = {
     StepStatus.RUNNING: "step.running",
+    StepStatus.INPUT_REQUIRED: "step.input_required",  # data.step.input_request: what the agent asks
     StepStatus.COMPLETED: "step.completed",
     StepStatus.FAILED: "step.failed",
     StepStatus.SKIPPED: "step.skipped",

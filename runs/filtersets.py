@@ -17,10 +17,27 @@ class RunFilterSet(django_filters.FilterSet):
     created_before = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="ISO 8601; runs created before this instant."
     )
+    waiting_for_input = django_filters.ChoiceFilter(
+        choices=(("true", "true"), ("false", "false")),
+        method="waiting_filter",
+        help_text="true: runs with a step waiting for a person (INPUT_REQUIRED); false: the others.",
+    )
 
     class Meta:
         model = Run
-        fields = ["status", "workflow_id", "workflow_definition_id", "created_after", "created_before"]
+        fields = [
+            "status",
+            "workflow_id",
+            "workflow_definition_id",
+            "created_after",
+            "created_before",
+            "waiting_for_input",
+        ]
+
+    def waiting_filter(self, queryset, name, value):
+        # null means false (the column came nullable); `true` is the partial index run_waiting_idx.
+        waiting = queryset.filter(waiting_for_input=True)
+        return waiting if value == "true" else queryset.exclude(waiting_for_input=True)
 
 
 class StepExecutionFilterSet(django_filters.FilterSet):

@@ -53,19 +53,52 @@ def agent_task(run, execution, *, retry: dict | None = None) -> dict:
     }
     if retry:
         task["retry"] = retry
+    if execution.agent_task_id:  # the agent's task is known already: the bridge follows it, no second call
+        task["agent_task_id"] = execution.agent_task_id
+        task["agent_context_id"] = execution.agent_context_id
     return task
 
 
-def agent_result(task: dict, *, ok: bool, output, error: str | None, duration_ms: int) -> dict:
-    return {
+def agent_result(
+    task: dict,
+    *,
+    ok: bool,
+    output,
+    error: str | None,
+    duration_ms: int,
+    status: str | None = None,
+    agent_task_id: str | None = None,
+    agent_context_id: str | None = None,
+) -> dict:
+    """`status` "INPUT_REQUIRED" (with `output` the agent's question) when its task waits for a person."""
+    result = {
         "run_id": task.get("run_id"),
         "task_id": task.get("task_id"),
-        "status": "SUCCESS" if ok else "FAILURE",
+        "status": status or ("SUCCESS" if ok else "FAILURE"),
         "output_data": output if ok else None,
         "correlation_id": task.get("correlation_id"),
         "error_message": None if ok else error,
         "timestamp": kafka.now_iso(),
         "duration_ms": duration_ms,
+    }
+    if agent_task_id:
+        result["agent_task_id"] = agent_task_id
+        result["agent_context_id"] = agent_context_id
+    return result
+
+
+def agent_task_cancel(run, execution, *, reason: str) -> dict:
+    """Asks the bridge to cancel the agent's open A2A task (best effort; no result comes back)."""
+    return {
+        "message_type": "agent_task_cancel",
+        "run_id": str(run.id),
+        "step_id": execution.step_id,
+        "agent_name": execution.agent_name,
+        "correlation_id": execution.correlation_id,
+        "agent_task_id": execution.agent_task_id,
+        "agent_context_id": execution.agent_context_id,
+        "reason": reason,
+        "timestamp": kafka.now_iso(),
     }
 
 

@@ -88,14 +88,15 @@ class StepExecution(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    # RUNNING: when it times out. PENDING: when the retry is due.
+    # RUNNING: when it times out. PENDING: when the retry is due. INPUT_REQUIRED: when waiting ends.
     due_at = models.DateTimeField(null=True, blank=True)
     timeout_ms = models.PositiveIntegerField(null=True, blank=True)
     # The agent's A2A task, stored as soon as the bridge learns it: a restarted bridge follows that task
     # instead of calling the agent again, and cancel reaches it.
     agent_task_id = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001 - null: no task (expand step)
     agent_context_id = models.CharField(max_length=300, null=True, blank=True)  # noqa: DJ001 - as above
-    # INPUT_REQUIRED: what the agent asks ({"state", "message", "data", "requested_at"}).
+    # INPUT_REQUIRED: what the agent asks ({"state", "message", "data", "requested_at"}); once answered
+    # also responded_at, responded_by and the reply (kept for sending it again, never shown: runs/input.py).
     input_request = models.JSONField(null=True, blank=True)
 
     class Meta:

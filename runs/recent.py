@@ -1,9 +1,9 @@
-"""The answers a bridge sent lately, by correlation id, up to a number of bytes (oldest out first).
+"""The answers a bridge sent lately, by (correlation id, task id), up to a number of bytes (oldest out first).
 
 When the broker loses its messages the executor sends the tasks of running steps again. A task whose
 answer this bridge already sent gets that answer again, instead of a second call to the agent (the
-first answer may be the one the broker lost). Each try of a step has its own correlation id, so an
-answer kept here is always the answer to exactly that task.
+first answer may be the one the broker lost). Each try of a step has its own correlation id, and a
+person's reply within a try its own task id, so an answer kept here is always the answer to exactly that task.
 """
 
 from collections import OrderedDict

@@ -29,6 +29,7 @@ def run_data(run) -> dict:
         "cancelled_by": run.cancelled_by or None,
         "cancel_reason": run.cancel_reason or None,
         "duration_ms": duration,
+        "waiting_for_input": bool(run.waiting_for_input),
     }
 
 
@@ -50,6 +51,10 @@ def step_data(step) -> dict:
         "output_data": step.output_data,
         "error_message": step.error_message or None,
         "task_id": step.task_id or None,
+        "agent_task_id": step.agent_task_id,
+        "agent_context_id": step.agent_context_id,
+        # The answer is kept on the row for sending it again, never shown (it may be a sign-in).
+        "input_request": {k: v for k, v in step.input_request.items() if k != "reply"} if step.input_request else None,
         "started_at": iso_datetime(step.started_at),
         "completed_at": iso_datetime(step.completed_at),
         "duration_ms": step.duration_ms,

@@ -14,6 +14,7 @@ from django.core.cache import cache
 from core.outbox import outbox_enqueue, outbox_relay
 from runs import messages
 from runs.choices import LogSource, RunStatus, StepStatus
+from runs.input import answered, reply_task
 from runs.models import Run
 from runs.services import execution_request_enqueue, run_log
 from runs.work import locked_run, unit_of_work
@@ -56,7 +57,8 @@ def run_resend(run: Run, round_: int = 0) -> None:
     resent = []
     for execution in steps:
         retry = (run.plan.get("steps") or {}).get(execution.step_id, {}).get("retry")
-        task = messages.agent_task(run, execution, retry=retry)
+        # A step answered by a person: its reply again (runs/input.py), else the try's task.
+        task = reply_task(run, execution) if answered(execution) else messages.agent_task(run, execution, retry=retry)
         outbox_enqueue(topic=settings.KAFKA_TASKS_TOPIC, key=str(run.id), payload=task)
         resent.append(execution.step_id)
     if resent:

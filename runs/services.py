@@ -19,6 +19,7 @@ from runs.choices import (
     CANCELLABLE_STEP,
     NEW,
     RETRYABLE_RUN,
+    STARTED_STEP,
     LogLevel,
     LogSource,
     RunStatus,
@@ -81,6 +82,8 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
     previous = run.status
     run.status = status
     run.recoveries = 0  # it moved: the next recovery starts from a short lease again
+    if status != RunStatus.RUNNING and run.waiting_for_input:
+        run.waiting_for_input = False  # its waiting steps are cancelled with it (steps_cancel)
     if status == RunStatus.RUNNING:
         run.started_at = run.started_at or now
         run.lease_expires_at = lease_until()
@@ -191,14 +194,24 @@ def steps_cancel(run: Run, *, reason: str) -> int:
     # One UPDATE for all of them: every status it picks may move to CANCELLED (the table says so).
     # Those that were running get their event (a try waiting for its turn or its retry never started).
     active = StepExecution.objects.filter(run=run, status__in=CANCELLABLE_STEP)
-    running = list(active.filter(status=StepStatus.RUNNING))
+    running = list(active.filter(status__in=STARTED_STEP))
     now = timezone.now()
     count = active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
     durations_stamp(running, now)
     for step in running:
         step.status, step.error_message = StepStatus.CANCELLED, reason
         step_event(run, step, StepStatus.CANCELLED)
+    agent_tasks_cancel(run, running, reason=reason)
     return count
+
+
+def agent_tasks_cancel(run: Run, rows, *, reason: str) -> None:
+    """Asks the bridge to cancel the agents' A2A tasks still open for these steps (best effort, logged
+    by the bridge; in the same transaction as the steps' end)."""
+    for row in rows:
+        if row.agent_task_id:
+            payload = messages.agent_task_cancel(run, row, reason=reason)
+            outbox_enqueue(topic=settings.KAFKA_TASKS_TOPIC, key=str(run.id), payload=payload)
 
 
 def durations_stamp(rows: list[StepExecution], now) -> None:

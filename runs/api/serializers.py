@@ -27,6 +27,7 @@ _RUN = {
     "cancelled_by": None,
     "cancel_reason": None,
     "duration_ms": 1200,
+    "waiting_for_input": False,
 }
 _STEP = {
     "id": "9d1e2f3a-4b5c-4d6e-8f70-112233445566",
@@ -45,6 +46,9 @@ _STEP = {
     "output_data": {"text": "TIDES ARE CAUSED BY THE MOON"},
     "error_message": None,
     "task_id": "task-step-1-1a2b3c4d",
+    "agent_task_id": None,
+    "agent_context_id": None,
+    "input_request": None,
     "started_at": "2026-11-26T09:00:00.060000Z",
     "completed_at": "2026-11-26T09:00:01.200000Z",
     "duration_ms": 1140,
@@ -102,6 +106,9 @@ class RunSerializer(serializers.Serializer):
         allow_null=True, help_text="The reason given to cancel; null when none was given. Retry clears it."
     )
     duration_ms = serializers.IntegerField(allow_null=True, help_text="From start to finish, once finished.")
+    waiting_for_input = serializers.BooleanField(
+        help_text="True while one of its steps waits for a person (INPUT_REQUIRED; answer with .../respond)."
+    )
 
     def to_representation(self, run):
         return run_data(run)
@@ -155,7 +162,9 @@ class RunRetrySerializer(RunActionSerializer):
         return {**super().to_representation(run), "new_run_id": str(run.id), "original_run_id": str(run.id)}
 
 
-@extend_schema_serializer(examples=[OpenApiExample("Step execution", value=_STEP, response_only=True)])
+@extend_schema_serializer(
+    examples=[OpenApiExample("Step execution", value=_STEP, response_only=True, status_codes=["200", "202"])]
+)
 class StepExecutionSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     run_id = serializers.UUIDField()
@@ -178,6 +187,13 @@ class StepExecutionSerializer(serializers.Serializer):
     output_data = serializers.JSONField(allow_null=True)
     error_message = serializers.CharField(allow_null=True)
     task_id = serializers.CharField(allow_null=True)
+    agent_task_id = serializers.CharField(allow_null=True, help_text="The agent's A2A task, once it answered with one.")
+    agent_context_id = serializers.CharField(allow_null=True, help_text="The A2A context of that task.")
+    input_request = serializers.JSONField(
+        allow_null=True,
+        help_text="What the agent asks a person: {state (input-required or auth-required), message, data, "
+        "requested_at}; after an answer also responded_at and responded_by.",
+    )
     started_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
     duration_ms = serializers.IntegerField(
@@ -188,6 +204,24 @@ class StepExecutionSerializer(serializers.Serializer):
 
     def to_representation(self, step):
         return step_data(step)
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample("Text", value={"text": "Yes, book the 9:40 train."}, request_only=True),
+        OpenApiExample("Data", value={"data": {"approved": True, "budget": 120}}, request_only=True),
+    ]
+)
+class RespondSerializer(StrictSerializer):
+    """The answer for an agent that asked for input: `text`, `data`, or both."""
+
+    text = StrictCharField(required=False, allow_null=True, max_length=100_000, help_text="Sent as a text part.")
+    data = serializers.DictField(required=False, allow_null=True, help_text="Sent as a data part.")
+
+    def validate(self, attrs):
+        if attrs.get("text") is None and attrs.get("data") is None:
+            raise serializers.ValidationError({"text": "Give 'text' or 'data' (or both)."}, code="required")
+        return attrs
 
 
 @extend_schema_serializer(examples=[OpenApiExample("Log entry", value=_LOG, response_only=True)])

@@ -1,6 +1,9 @@
+import uuid
+
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
@@ -12,6 +15,7 @@ from runs import services
 from runs.api.serializers import (
     CancelSerializer,
     ExecuteSerializer,
+    RespondSerializer,
     RunActionSerializer,
     RunLogSerializer,
     RunRetrySerializer,
@@ -19,6 +23,7 @@ from runs.api.serializers import (
     StepExecutionSerializer,
 )
 from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSet
+from runs.input import step_respond
 from runs.models import Run, RunLog, StepExecution
 from workflows.models import Workflow
 
@@ -62,13 +67,31 @@ from workflows.models import Workflow
         request=CancelSerializer,
         responses={200: RunActionSerializer},
     ),
+    respond=extend_schema(
+        summary="Answer a step waiting for input",
+        description=(
+            "A step whose agent asked for input (status INPUT_REQUIRED, its question in `input_request`) gets "
+            "the answer: `text` (sent as a text part), `data` (a data part), or both, in the agent's same task "
+            "and context. 202 with the step, back to RUNNING with a new deadline. 409 unless the step is "
+            "INPUT_REQUIRED in a RUNNING run; 422 without text or data. Audited as `run.respond`."
+        ),
+        request=RespondSerializer,
+        responses={202: StepExecutionSerializer},
+        parameters=[OpenApiParameter("step_execution_id", OpenApiTypes.UUID, OpenApiParameter.PATH)],
+    ),
 )
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
     serializer_class = RunSerializer
     ordering_fields = ["created_at", "updated_at", "started_at", "completed_at", "status", "workflow_name"]
     ordering = ["-created_at"]
-    action_roles = {"retry": Role.OPERATOR, "cancel": Role.OPERATOR, "steps": Role.VIEWER, "logs": Role.VIEWER}
-    extra_error_codes = {"retry": ["409"], "cancel": ["409"]}
+    action_roles = {
+        "retry": Role.OPERATOR,
+        "cancel": Role.OPERATOR,
+        "respond": Role.OPERATOR,
+        "steps": Role.VIEWER,
+        "logs": Role.VIEWER,
+    }
+    extra_error_codes = {"retry": ["409"], "cancel": ["409"], "respond": ["409"]}
 
     @property
     def filterset_class(self):
@@ -113,6 +136,23 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
         serializer.is_valid(raise_exception=True)
         run = services.run_cancel(run=self.get_object(), user=request.user, reason=serializer.validated_data["reason"])
         return Response(RunActionSerializer(run, context={"message": "Run cancelled"}).data, status=status.HTTP_200_OK)
+
+    @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_execution_id>[^/.]+)/respond")
+    def respond(self, request, pk=None, step_execution_id=None):
+        serializer = RespondSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        try:
+            step_uuid = uuid.UUID(step_execution_id)
+        except ValueError:
+            raise exceptions.NotFound(f"Step execution {step_execution_id!r} not found.") from None
+        execution = step_respond(
+            run=self.get_object(),
+            step_execution_id=step_uuid,
+            text=serializer.validated_data.get("text"),
+            data=serializer.validated_data.get("data"),
+            user=request.user,
+        )
+        return Response(StepExecutionSerializer(execution).data, status=status.HTTP_202_ACCEPTED)
 
 
 class WorkflowExecuteViewSet(BaseViewSet):

@@ -294,11 +294,12 @@ def test_backoff_is_exponential_and_capped():
         ),
         ({"jsonrpc": "2.0", "id": "1", "result": 7}, "Agent returned a result that is neither a task nor a message"),
         (
-            {"jsonrpc": "2.0", "id": "1", "result": {"kind": "task", "id": "t", "status": {"state": "working"}}},
-            "Agent task ended in state 'working', which is not completed",
+            # working / submitted / input-required are followed or asked (tests/agents/test_a2a_tasks.py)
+            {"jsonrpc": "2.0", "id": "1", "result": {"kind": "task", "id": "t", "status": {"state": "paused"}}},
+            "Agent task ended in state 'paused', which is not completed",
         ),
     ],
-    ids=["html", "empty", "json-list", "json-object", "jsonrpc-error", "odd-result", "working"],
+    ids=["html", "empty", "json-list", "json-object", "jsonrpc-error", "odd-result", "unknown-state"],
 )
 def test_bad_answers_fail_without_retry(body, error):
     with StubServer({"/": (200, body, 0)}) as server:

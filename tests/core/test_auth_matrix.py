@@ -9,7 +9,7 @@ from drf_spectacular.generators import SchemaGenerator
 from audit.models import AuditEvent
 from core.roles import RANK, Role
 from runs.choices import RunStatus
-from runs.models import Run
+from runs.models import Run, StepExecution
 from runs.services import run_execute
 from tests.conftest import ROLES
 from tests.factories import AgentFactory
@@ -56,6 +56,7 @@ MATRIX = [
     ("get", "/api/v1/runs/{id}/logs", Role.VIEWER, None, 200),
     ("post", "/api/v1/runs/{id}/retry", Role.OPERATOR, None, 202),
     ("post", "/api/v1/runs/{id}/cancel", Role.OPERATOR, {}, 200),
+    ("post", "/api/v1/runs/{id}/steps/{step_execution_id}/respond", Role.OPERATOR, {"text": "ok"}, 202),
     ("get", "/api/v1/webhooks", Role.ADMIN, None, 200),
     ("post", "/api/v1/webhooks", Role.ADMIN, WEBHOOK_BODY, 201),
     ("get", "/api/v1/webhooks/{id}", Role.ADMIN, None, 200),
@@ -87,6 +88,12 @@ def resolve(path, client):
         # retry needs a finished run, cancel an active one
         if path.endswith("/retry"):
             Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+        if path.endswith("/respond"):  # a running run with a step waiting for input
+            Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
+            step = StepExecution.objects.create(
+                run=run, step_id="only", agent_name="matrix-target", status="INPUT_REQUIRED", timeout_ms=30000
+            )
+            path = path.replace("{step_execution_id}", str(step.id))
         return path.replace("{id}", str(run.id))
     if path.startswith("/api/v1/webhooks"):
         endpoint = webhook_create(user=None, data=WEBHOOK_BODY)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.core.management import call_command
 
-from demo.agent import SKILLS
+from demo.agent import INSTANT_SKILLS
 from demo.setup import DEMO_SKILLS
 from runs.choices import RunStatus
 from runs.models import StepExecution
@@ -28,7 +28,7 @@ FILES = sorted(EXAMPLES.glob("*.json"))
 
 def demo_answer(task):
     skill = task["agent_name"].removeprefix("demo-")
-    function, _ = SKILLS[skill]
+    function, _ = INSTANT_SKILLS[skill]
     try:
         return asyncio.run(function(task["input_data"])), None
     except Exception as exc:  # noqa: BLE001 - the skill's failure is the agent's error answer

@@ -67,6 +67,7 @@ ON_ERROR = ("stop", "continue", "collect")
 RETRY_FIELDS = ("max_retries", "initial_delay_ms", "backoff_multiplier", "max_delay_ms")
 # Upper bounds of the format's numbers (workflow-format.md), so nothing overflows a column or a timer.
 MAX_TIMEOUT_SECONDS = 86_400
+MAX_INPUT_TIMEOUT_SECONDS = 2_592_000  # 30 days: how long a step may wait for a person
 MAX_DELAY_MS = 86_400_000
 MAX_COUNT = 10_000
 
@@ -219,6 +220,7 @@ class _Checker(GraphChecks):
             if (target := self.step_id(step["next_step"], f"{path}.next_step", key)) is not None:
                 self.next[key] = (target, f"{path}.next_step")
         self.value(step, "timeout_seconds", path, "number", positive=True, high=MAX_TIMEOUT_SECONDS)
+        self.value(step, "input_timeout_seconds", path, "int", low=1, high=MAX_INPUT_TIMEOUT_SECONDS)
         if (retry := self.value(step, "retry", path, "object")) is not None:
             for unknown in sorted(set(retry) - set(RETRY_FIELDS)):
                 self.add(f"{path}.retry.{unknown}", f"Unknown field; expected {', '.join(RETRY_FIELDS)}")
