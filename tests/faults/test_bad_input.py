@@ -11,6 +11,7 @@ from kafka import KafkaProducer
 from tests.faults.helpers import (
     agent_register,
     calls_for,
+    calls_started,
     correlation_id,
     demo_agents,
     execute,
@@ -82,6 +83,9 @@ def test_poison_results_on_the_topic_stop_nothing(system):
         producer.partitions_for(topic)  # connected before the clock starts
         nul_ok, nul_big, nul_failure = targets = [execute(system, slow, text=f"target {i}") for i in range(3)]
         wait_for(lambda: all(running_s1(system, r) for r in targets), timeout=30, what="the steps to be in flight")
+        # The agent has the calls: a task the bridge picks up only after its step ended is dropped
+        # unlogged (nothing waits for it), and the check at the end needs a call to abandon or answer.
+        wait_for(lambda: calls_started(system, targets), timeout=30, what="the agent to receive the calls")
         in_flight = {run_id: running_s1(system, run_id) for run_id in targets}
         poisons = {
             nul_ok: result(nul_ok, in_flight[nul_ok], output_data={"text": "poisoned\x00text", "k\x00": ["\x00"]}),
