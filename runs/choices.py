@@ -13,6 +13,7 @@ from core.errors import Conflict
 class RunStatus(models.TextChoices):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
+    PAUSED = "PAUSED"  # POST /runs/{id}/pause: steps in flight finish, nothing new is dispatched
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"

@@ -37,6 +37,10 @@ class Run(models.Model):
     recoveries = models.PositiveIntegerField(null=True, blank=True)  # null = 0 (nullable: an expand step)
     # True while one of its steps waits for a person (INPUT_REQUIRED); null = false (an expand step).
     waiting_for_input = models.BooleanField(null=True, blank=True)
+    # POST /runs/{id}/rerun: the run this one reran (its earlier steps' outputs were reused).
+    rerun_of = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="reruns", db_index=False
+    )
 
     class Meta:
         ordering = ("-created_at", "-id")
@@ -98,6 +102,8 @@ class StepExecution(models.Model):
     # INPUT_REQUIRED: what the agent asks ({"state", "message", "data", "requested_at"}); once answered
     # also responded_at, responded_by and the reply (kept for sending it again, never shown: runs/input.py).
     input_request = models.JSONField(null=True, blank=True)
+    # A rerun copied this step's output from the run it reran instead of calling it; null = false.
+    reused = models.BooleanField(null=True, blank=True)
 
     class Meta:
         ordering = ("created_at", "id")
