@@ -3,11 +3,24 @@
 Every reader (the bridge, the health check, webhook signing) gets the plaintext without knowing; only
 the rows are ciphertext. The columns keep the plain field's type (varchar, JSON). Lookups on encrypted
 values cannot match (each encryption differs), so nothing filters on them. `manage.py
-rotate_encryption_key` finds every field of these classes."""
+rotate_encryption_key` finds every field of these classes. `dumpdata` writes the ciphertext (a fixture
+holds no secret in clear) and `loaddata` reads it back with any configured key."""
 
+from django.core.exceptions import ImproperlyConfigured
 from django.db import models
 
 from core import crypto
+
+
+def _opened(value):
+    """A serialized value back in clear: a `fernet:` token some key opens, else the value as it is (a
+    plain secret that happens to start with the prefix)."""
+    if not crypto.is_encrypted(value):
+        return value
+    try:
+        return crypto.decrypt(value)
+    except ImproperlyConfigured:
+        return value
 
 
 class EncryptedCharField(models.CharField):
@@ -15,6 +28,12 @@ class EncryptedCharField(models.CharField):
 
     def from_db_value(self, value, expression, connection):
         return crypto.decrypt(value) if isinstance(value, str) else value
+
+    def to_python(self, value):
+        return _opened(super().to_python(value))
+
+    def value_to_string(self, obj):
+        return self.get_prep_value(self.value_from_object(obj))
 
     def get_prep_value(self, value):
         value = super().get_prep_value(value)
@@ -47,3 +66,9 @@ class EncryptedSecretsJSONField(models.JSONField):
 
     def get_prep_value(self, value):
         return self._secrets_mapped(super().get_prep_value(value), crypto.encrypt)
+
+    def to_python(self, value):
+        return self._secrets_mapped(super().to_python(value), _opened)
+
+    def value_to_string(self, obj):
+        return self._secrets_mapped(self.value_from_object(obj), crypto.encrypt)

@@ -18,6 +18,7 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
 from agents.models import Agent
+from audit.models import AuditEvent
 from webhooks.models import WebhookEndpoint
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,6 +70,24 @@ def test_secrets_are_not_in_the_database_columns(editor, admin):
 
 
 @pytest.mark.django_db
+def test_a_dump_holds_no_secret_in_clear_and_loads_back(editor, admin, tmp_path):
+    """Before: `dumpdata` wrote the decrypted tokens, keys and webhook secrets into the fixture."""
+    secret = configure(editor, admin)
+    fixture = tmp_path / "dump.json"
+    call_command("dumpdata", "agents.agent", "webhooks.webhookendpoint", output=str(fixture), verbosity=0)
+    dumped = fixture.read_text()
+    for value in (TOKEN, KEY, secret, secret.removeprefix("whsec_")):
+        assert value not in dumped
+    assert dumped.count("fernet:") == 3 and "X-K" in dumped
+    with connection.cursor() as cursor:  # the rows change; loading the dump brings the secrets back
+        cursor.execute("UPDATE agents_agent SET auth_config = '{}'")
+        cursor.execute("UPDATE webhooks_webhookendpoint SET secret = 'gone'")
+    call_command("loaddata", str(fixture), verbosity=0)
+    assert readable(secret)
+    assert raw_columns().count("fernet:") == 3  # stored encrypted again, not as a token inside a token
+
+
+@pytest.mark.django_db
 def test_a_key_rotation_keeps_everything_readable(editor, admin, settings):
     old = settings.FIELD_ENCRYPTION_KEY[0]
     secret = configure(editor, admin)
@@ -82,6 +101,9 @@ def test_a_key_rotation_keeps_everything_readable(editor, admin, settings):
     call_command("rotate_encryption_key", stdout=out)
     assert "agents.Agent.auth_config: 2 row(s)" in out.getvalue()
     assert "webhooks.WebhookEndpoint.secret: 1 row(s)" in out.getvalue()
+    rotation = AuditEvent.objects.get(action="encryption_key.rotate")  # before: not audited
+    assert rotation.changes["rows"][1] == {"agents.Agent.auth_config": 2, "webhooks.WebhookEndpoint.secret": 1}
+    assert old not in str(rotation.changes) and new not in str(rotation.changes)
     after = raw_columns()
     assert after != before and secret not in after and TOKEN not in after and after.count("fernet:") == 3
     settings.FIELD_ENCRYPTION_KEY = [new]  # the old key removed

@@ -10,6 +10,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
+from audit.services import audit_record
 from core.fields import EncryptedCharField, EncryptedSecretsJSONField
 
 BATCH = 500
@@ -40,7 +41,16 @@ class Command(BaseCommand):
     help = __doc__.splitlines()[0]
 
     def handle(self, *args, **options):
+        rows = {}
         for field in encrypted_fields():
-            count = field_reencrypt(field)
+            count = rows[f"{field.model._meta.label}.{field.name}"] = field_reencrypt(field)
             self.stdout.write(f"{field.model._meta.label}.{field.name}: {count} row(s) re-encrypted")
+        # Who rotated and what it touched; never a key (they are settings, not data).
+        audit_record(
+            user=None,
+            action="encryption_key.rotate",
+            resource_type="encryption_key",
+            resource_id="FIELD_ENCRYPTION_KEY",
+            changes={"rows": [None, rows]},
+        )
         self.stdout.write("Done: keys after the first in FIELD_ENCRYPTION_KEY can now be removed.")
