@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "workflows",
     "runs",
     "webhooks",
+    "schedules",
     "demo",
 ]
 
@@ -351,6 +352,21 @@ WEBHOOK_ALLOW_PRIVATE_URLS = env_bool("WEBHOOK_ALLOW_PRIVATE_URLS", False)
 WEBHOOK_SWEEP_SECONDS = env_int("WEBHOOK_SWEEP_SECONDS", 5, minimum=1)
 WEBHOOK_MAX_IN_FLIGHT = env_int("WEBHOOK_MAX_IN_FLIGHT", 32, minimum=1, maximum=200)
 
+# Live events (runs/live.py, docs/events.md): how often each web process reads new events for its open
+# streams (one query per process, whatever the number of streams), how long a missing id may hold back
+# the ones after it (a transaction that has not committed yet, or one rolled back), keep-alive comments.
+SSE_POLL_INTERVAL_MS = env_int("SSE_POLL_INTERVAL_MS", 50, minimum=10, maximum=5000)
+SSE_GAP_WAIT_MS = env_int("SSE_GAP_WAIT_MS", 1000, minimum=0, maximum=60000)
+SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1, maximum=15)
+# Requests one web process handles at once until their response starts (config/asgi_gate.py): each holds
+# a thread and a database connection meanwhile; open event streams do not count.
+WEB_MAX_ACTIVE_REQUESTS = env_int("WEB_MAX_ACTIVE_REQUESTS", 16, minimum=1, maximum=1000)
+
+# Schedules: how often beat asks a worker to start the due ones (a run starts at most about this late)
+# and how many schedules one transaction claims.
+SCHEDULE_TICK_SECONDS = env_int("SCHEDULE_TICK_SECONDS", 1, minimum=1, maximum=60)
+SCHEDULE_BATCH_SIZE = env_int("SCHEDULE_BATCH_SIZE", 50, minimum=1, maximum=1000)
+
 # Celery: Redis when REDIS_URL is set, else kombu's filesystem transport (no server needed).
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 CELERY_DATA_DIR = Path(env_str("CELERY_DATA_DIR", str(DATA_DIR / "celery")))
@@ -372,7 +388,14 @@ CELERY_BEAT_SCHEDULE = {
     "run-recovery": {"task": "runs.tasks.runs_recover", "schedule": float(RUN_RECOVERY_SECONDS)},
     "audit-purge": {"task": "audit.tasks.audit_purge_old", "schedule": 24 * 3600.0},
     "event-purge": {"task": "runs.tasks.events_purge_old", "schedule": 24 * 3600.0},
+    "idempotency-purge": {"task": "runs.tasks.idempotency_keys_purge", "schedule": 3600.0},
     "webhook-deliveries": {"task": "webhooks.tasks.webhook_deliveries_sweep", "schedule": float(WEBHOOK_SWEEP_SECONDS)},
+    # Expires: ticks that waited longer than a period for a worker are dropped, not piled up.
+    "schedules": {
+        "task": "schedules.tasks.schedules_tick",
+        "schedule": float(SCHEDULE_TICK_SECONDS),
+        "options": {"expires": float(SCHEDULE_TICK_SECONDS)},
+    },
 }
 
 # Registered as an agent by `manage.py quickstart` when set (the one-command system sets it).
@@ -383,6 +406,8 @@ AUDIT_RETENTION_DAYS = env_int("AUDIT_RETENTION_DAYS", 365, minimum=90)
 # Events (and the webhook deliveries made from them) older than this are purged; at least a week, so
 # that webhook retries (about three days) always finish first.
 EVENT_RETENTION_DAYS = env_int("EVENT_RETENTION_DAYS", 30, minimum=7)
+# How long an Idempotency-Key of execute answers with its first run (runs/idempotency.py); purged hourly.
+IDEMPOTENCY_TTL_HOURS = env_int("IDEMPOTENCY_TTL_HOURS", 24, minimum=1)
 
 # /metrics needs no credentials unless a token is set (then: Authorization: Bearer <token>).
 METRICS_TOKEN = env_str("METRICS_TOKEN") or None

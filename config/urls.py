@@ -12,6 +12,7 @@ api_v1 = [
     path("", include("workflows.api.urls")),
     path("", include("runs.api.urls")),
     path("", include("webhooks.api.urls")),
+    path("", include("schedules.api.urls")),
     path("", include("audit.api.urls")),
 ]
 

@@ -6,8 +6,9 @@ from core.admin_mixins import ReadOnlyAdminMixin
 from core.errors import DomainError
 from core.roles import Role, has_role, user_role
 from runs import services
+from runs.admin_actions import run_action_view, run_actions_context
 from runs.admin_respond import WaitingFilter, answer_link, question, respond_view
-from runs.models import Event, Run, RunLog, StepExecution
+from runs.models import Event, IdempotencyKey, Run, RunLog, StepExecution
 
 # What a row of step executions shows, in the run page and the step executions list.
 STEP_COLUMNS = ("step_id", "step_type", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms")
@@ -62,6 +63,17 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    def get_urls(self):
+        # The change page's buttons (runs/admin_actions.py): POSTs through the services.
+        act = self.admin_site.admin_view(
+            lambda request, object_id, name: run_action_view(self, request, object_id, name)
+        )
+        return [path("<path:object_id>/act/<str:name>/", act, name="runs_run_action"), *super().get_urls()]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra = {**(extra_context or {}), **run_actions_context(request, self.get_object(request, object_id))}
+        return super().change_view(request, object_id, form_url, extra)
+
     def _apply(self, request, queryset, action, verb: str) -> None:
         # Same rule as the API: operators and above may cancel and retry.
         if not has_role(user_role(request.user), Role.OPERATOR):
@@ -114,3 +126,14 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("=run__id", "=step_execution_id")
     list_select_related = ("run",)
     readonly_fields = [f.name for f in Event._meta.fields]
+
+
+@admin.register(IdempotencyKey)
+class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Execute's Idempotency-Keys and the runs they answer with (purged after IDEMPOTENCY_TTL_HOURS)."""
+
+    list_display = ("key", "user", "run", "status_code", "created_at")
+    list_select_related = ("user", "run")
+    search_fields = ("=key", "user__username", "=run__id")
+    date_hierarchy = "created_at"
+    readonly_fields = [f.name for f in IdempotencyKey._meta.fields]

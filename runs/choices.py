@@ -21,17 +21,24 @@ class RunStatus(models.TextChoices):
 
 RUN_TRANSITIONS: dict[str, frozenset[str]] = {
     # FAILED before it ran: its execution request could never be sent (runs/undelivered.py).
-    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED}),
-    RunStatus.RUNNING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED, RunStatus.FAILED, RunStatus.PAUSED}),
+    RunStatus.RUNNING: frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.PAUSED}),
+    # Resume (RUNNING, also for a run paused before it started: the executor then starts it), or cancel.
+    # A paused run neither completes nor fails: what its steps did while paused is decided at resume.
+    RunStatus.PAUSED: frozenset({RunStatus.RUNNING, RunStatus.CANCELLED}),
     RunStatus.COMPLETED: frozenset(),
     RunStatus.FAILED: frozenset({RunStatus.PENDING}),  # retry: the same run, attempt + 1
     RunStatus.CANCELLED: frozenset({RunStatus.PENDING}),  # retry
 }
 
+# Runs with a lease (recovery re-requests them): a PAUSED run has none, so nothing dispatches it.
 ACTIVE_RUN = (RunStatus.PENDING, RunStatus.RUNNING)
 FINISHED_RUN = (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.CANCELLED)
 RETRYABLE_RUN = tuple(status for status, moves in RUN_TRANSITIONS.items() if RunStatus.PENDING in moves)
 CANCELLABLE_RUN = tuple(status for status, moves in RUN_TRANSITIONS.items() if RunStatus.CANCELLED in moves)
+PAUSABLE_RUN = tuple(status for status, moves in RUN_TRANSITIONS.items() if RunStatus.PAUSED in moves)
+# Runs whose in-flight steps still record their results and time out (RUNNING, and PAUSED).
+RECORDING_RUN = (RunStatus.RUNNING, RunStatus.PAUSED)
 
 
 class StepStatus(models.TextChoices):

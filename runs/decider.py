@@ -28,12 +28,22 @@ from core.db import storable
 from core.outbox import outbox_enqueue
 from runs import messages
 from runs.blocks import Blocks
-from runs.choices import ACTIVE_STEP, CANCELLABLE_STEP, STARTED_STEP, LogLevel, LogSource, RunStatus, StepStatus
+from runs.choices import (
+    ACTIVE_STEP,
+    CANCELLABLE_STEP,
+    RECORDING_RUN,
+    STARTED_STEP,
+    LogLevel,
+    LogSource,
+    RunStatus,
+    StepStatus,
+)
 from runs.context import loop_context, reference_context
 from runs.events import step_event
 from runs.input import agent_task_remember, input_expire, input_required_record, stale_answer, waiting_refresh
 from runs.models import Run, StepExecution
 from runs.outcome import WAITING, Outcome
+from runs.pause import step_hold
 from runs.plan import ITERATION, SLOT_TYPES, Plan
 from runs.services import (
     agent_tasks_cancel,
@@ -126,9 +136,11 @@ class Decider(Blocks):
         due = self.run.steps.filter(status__in=ACTIVE_STEP, due_at__lte=now, attempt=self.run.attempt)
         for row_id in list(due.order_by("due_at").values_list("id", flat=True)):
             row = self.row(row_id, fresh=True)  # an earlier one may have cancelled it
-            if self.run.status != RunStatus.RUNNING or row.status not in ACTIVE_STEP:
+            if self.run.status not in RECORDING_RUN or row.status not in ACTIVE_STEP:
                 continue
             if row.status == StepStatus.PENDING:
+                if self.run.status == RunStatus.PAUSED:
+                    continue  # a retry or a held step: dispatched at resume
                 self.send(row)
             elif row.status == StepStatus.INPUT_REQUIRED:
                 input_expire(self, row, now)
@@ -351,6 +363,9 @@ class Decider(Blocks):
 
     def send(self, execution: StepExecution) -> None:
         """Marks the try RUNNING and queues its agent task (sent by the executor after commit)."""
+        if self.run.status == RunStatus.PAUSED:
+            step_hold(self, execution)  # runs/pause.py: a PENDING row, dispatched at resume
+            return
         now = timezone.now()
         suffix = secrets.token_hex(4)
         step_transition(execution, StepStatus.RUNNING, run=self.run)

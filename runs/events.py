@@ -60,9 +60,12 @@ def _record(item) -> None:
         buffer.append(item)
 
 
-def run_event(run) -> None:
-    """The run has just moved to its current status (and is saved)."""
-    _record(Event(type=RUN_EVENT_TYPES[run.status], run_id=run.id, workflow_id=run.workflow_id, data=run_data(run)))
+def run_event(run, type_: str | None = None) -> None:
+    """The run has just moved to its current status (and is saved); `type_` when the move has a name
+    of its own (PAUSED -> RUNNING is `run.resumed`)."""
+    _record(
+        Event(type=type_ or RUN_EVENT_TYPES[run.status], run_id=run.id, workflow_id=run.workflow_id, data=run_data(run))
+    )
 
 
 def step_event(run, step, status: str) -> None:

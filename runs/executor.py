@@ -21,7 +21,16 @@ from core import kafka, tracing
 from core.db import connections_refresh, storable, transient
 from core.logs import log_context, log_note
 from core.outbox import outbox_relay
-from runs.choices import ACTIVE_RUN, ACTIVE_STEP, CANCELLABLE_RUN, LogLevel, LogSource, RunStatus, StepStatus
+from runs.choices import (
+    ACTIVE_RUN,
+    ACTIVE_STEP,
+    CANCELLABLE_RUN,
+    RECORDING_RUN,
+    LogLevel,
+    LogSource,
+    RunStatus,
+    StepStatus,
+)
 from runs.decider import Decider
 from runs.models import StepExecution
 from runs.resend import inflight_resend
@@ -91,7 +100,8 @@ def agent_result_handle(message: dict) -> None:
         return
     tracing.annotate({"step.id": execution.step_id, "agent.name": execution.agent_name})
     log_note(step_id=execution.step_id)
-    if execution.status != StepStatus.RUNNING or run.status != RunStatus.RUNNING:
+    # A paused run records its steps' results too; the Decider holds what would follow (runs/pause.py).
+    if execution.status != StepStatus.RUNNING or run.status not in RECORDING_RUN:
         run_log(
             run,
             f"Result for step '{execution.step_id}' ignored: the step is {execution.status}, the run {run.status}",
@@ -109,6 +119,8 @@ def overdue_handle(sent: list, limit: int = 100) -> int:
     now = timezone.now()
     run_ids = list(
         StepExecution.objects.filter(status__in=ACTIVE_STEP, due_at__lte=now)
+        # Steps in flight of a paused run still time out; its retries and held steps wait for resume.
+        .exclude(status=StepStatus.PENDING, run__status=RunStatus.PAUSED)
         .values_list("run_id", flat=True)
         .distinct()[:limit]
     )
@@ -116,7 +128,7 @@ def overdue_handle(sent: list, limit: int = 100) -> int:
         try:
             with unit_of_work(sent):
                 run = locked_run(run_id)
-                if run is not None and run.status == RunStatus.RUNNING:
+                if run is not None and run.status in RECORDING_RUN:
                     Decider(run).overdue_handle(now)
             cache.delete(f"{OVERDUE_FAILURES}{run_id}")
         except Exception as exc:  # noqa: BLE001 - one run must not stop the pass for the others

@@ -17,6 +17,7 @@ class RunFilterSet(django_filters.FilterSet):
     created_before = django_filters.IsoDateTimeFilter(
         field_name="created_at", lookup_expr="lt", help_text="ISO 8601; runs created before this instant."
     )
+    rerun_of = django_filters.UUIDFilter(field_name="rerun_of_id", help_text="Runs made by rerunning this run.")
     waiting_for_input = django_filters.ChoiceFilter(
         choices=(("true", "true"), ("false", "false")),
         method="waiting_filter",
@@ -32,6 +33,7 @@ class RunFilterSet(django_filters.FilterSet):
             "created_after",
             "created_before",
             "waiting_for_input",
+            "rerun_of",
         ]
 
     def waiting_filter(self, queryset, name, value):

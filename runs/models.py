@@ -1,5 +1,6 @@
 import uuid
 
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -190,3 +191,23 @@ class Event(models.Model):
     def body(self) -> dict:
         """What a webhook receiver (and a live event stream) gets."""
         return {"type": self.type, "timestamp": iso_datetime(self.created_at), "data": self.data}
+
+
+class IdempotencyKey(models.Model):
+    """An `Idempotency-Key` of `POST /workflows/{id}/execute`, per user, written in the transaction
+    that creates its run: the unique (user, key) makes concurrent duplicates create one run
+    (runs/idempotency.py). Kept IDEMPOTENCY_TTL_HOURS, then purged."""
+
+    id = models.BigAutoField(primary_key=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64, help_text="sha256 of the workflow id and the request body.")
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="+", db_index=False)
+    status_code = models.PositiveSmallIntegerField(default=202)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_user_key_unique")]
+
+    def __str__(self):
+        return self.key

@@ -30,6 +30,7 @@ def run_data(run) -> dict:
         "cancel_reason": run.cancel_reason or None,
         "duration_ms": duration,
         "waiting_for_input": bool(run.waiting_for_input),
+        "rerun_of": str(run.rerun_of_id) if run.rerun_of_id else None,
     }
 
 
@@ -58,4 +59,5 @@ def step_data(step) -> dict:
         "started_at": iso_datetime(step.started_at),
         "completed_at": iso_datetime(step.completed_at),
         "duration_ms": step.duration_ms,
+        "reused": bool(step.reused),
     }

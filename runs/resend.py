@@ -33,7 +33,8 @@ def inflight_resend(round_: int = 0) -> int:
     if not cache.add(f"{RESEND_LOCK}:{round_}", True, timeout=RESEND_LOCK_SECONDS):
         return 0
     total, sent = 0, []
-    active = Run.objects.filter(status__in=(RunStatus.PENDING, RunStatus.RUNNING)).order_by("pk")
+    # A paused run's steps in flight are still waited for: their tasks go again too.
+    active = Run.objects.filter(status__in=(RunStatus.PENDING, RunStatus.RUNNING, RunStatus.PAUSED)).order_by("pk")
     for run_id in active.values_list("pk", flat=True).iterator(chunk_size=BATCH):
         with unit_of_work(sent):
             run = locked_run(run_id)
@@ -51,7 +52,7 @@ def run_resend(run: Run, round_: int = 0) -> None:
     if run.status == RunStatus.PENDING:
         execution_request_enqueue(run)
         return
-    if run.status != RunStatus.RUNNING:
+    if run.status not in (RunStatus.RUNNING, RunStatus.PAUSED):
         return
     steps = run.steps.filter(status=StepStatus.RUNNING, step_type="agent", correlation_id__isnull=False)
     resent = []

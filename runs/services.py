@@ -82,11 +82,13 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
     previous = run.status
     run.status = status
     run.recoveries = 0  # it moved: the next recovery starts from a short lease again
-    if status != RunStatus.RUNNING and run.waiting_for_input:
+    if status not in (RunStatus.RUNNING, RunStatus.PAUSED) and run.waiting_for_input:
         run.waiting_for_input = False  # its waiting steps are cancelled with it (steps_cancel)
     if status == RunStatus.RUNNING:
         run.started_at = run.started_at or now
         run.lease_expires_at = lease_until()
+    elif status == RunStatus.PAUSED:
+        run.lease_expires_at = None  # no lease: recovery must not dispatch a paused run (runs/pause.py)
     elif status == RunStatus.PENDING:
         run.completed_at = run.cancelled_at = None
         run.cancelled_by = run.error_message = ""
@@ -102,12 +104,13 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
         if status == RunStatus.CANCELLED:
             run.cancelled_at = now
     run.save()
-    run_event(run)
+    resumed = previous == RunStatus.PAUSED and status == RunStatus.RUNNING
+    run_event(run, type_="run.resumed" if resumed else None)
     level = LogLevel.ERROR if status == RunStatus.FAILED else LogLevel.INFO
-    message = f"Run {status.lower()}" + (f": {detail or error}" if (detail or error) else "")
+    message = f"Run {'resumed' if resumed else status.lower()}" + (f": {detail or error}" if (detail or error) else "")
     run_log(run, message, source=source, level=level, data={"from": previous, "to": status, "attempt": run.attempt})
     if status != RunStatus.PENDING:
-        metadata = {"error": error} if error else {}
+        metadata = {"error": error} if error else {"resumed": True} if resumed else {}
         monitoring_publish(run, status=status, metadata=metadata)
 
 
@@ -121,7 +124,10 @@ def step_transition(execution: StepExecution, status: str, *, run: Run) -> None:
 
 
 def run_input_check(workflow: Workflow, input_data) -> None:
-    schema = workflow.definition.get("input_schema")
+    input_schema_check(workflow.definition.get("input_schema"), input_data)
+
+
+def input_schema_check(schema: dict | None, input_data) -> None:
     if not schema:
         return
     errors = [
@@ -136,8 +142,10 @@ def run_plan(workflow: Workflow) -> dict:
     return {"workflow_id": str(workflow.id), "version": workflow.version, **workflow.definition}
 
 
-def run_execute(*, workflow: Workflow, input_data: dict, user) -> Run:
-    """Creates a PENDING run pinned to the workflow's current version and queues its execution request."""
+def run_execute(*, workflow: Workflow, input_data: dict, user, triggered_by: str | None = None) -> Run:
+    """Creates a PENDING run pinned to the workflow's current version and queues its execution request.
+
+    `triggered_by` defaults to the user's name; schedules pass `schedule:<name>`."""
     if workflow.status == WorkflowStatus.INACTIVE:
         raise Conflict(f"Workflow {workflow.name!r} is inactive; activate it to run it.")
     agents_ready_check(workflow.definition, workflow_name=workflow.name)
@@ -149,7 +157,7 @@ def run_execute(*, workflow: Workflow, input_data: dict, user) -> Run:
             workflow_version=workflow.version,
             plan=run_plan(workflow),
             input_data=input_data,
-            triggered_by=_username(user),
+            triggered_by=_username(user) if triggered_by is None else triggered_by,
             lease_expires_at=lease_until(),
         )
         run_log(run, f"Run created from {workflow.name!r} version {workflow.version}", source=LogSource.API)
@@ -228,7 +236,7 @@ def run_cancel(*, run: Run, user, reason: str = "") -> Run:
     with transaction.atomic():
         run = _locked(run)
         if run.status not in CANCELLABLE_RUN:
-            raise Conflict(f"Only PENDING or RUNNING runs can be cancelled; this run is {run.status}.")
+            raise Conflict(f"Only PENDING, RUNNING or PAUSED runs can be cancelled; this run is {run.status}.")
         previous = run.status
         run.cancelled_by = _username(user)
         run.cancel_reason = reason or None

@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from core.models import OutboxMessage
 from runs.choices import ACTIVE_RUN, LogLevel, LogSource
+from runs.idempotency import idempotency_keys_purge as _idempotency_keys_purge
 from runs.models import Event, Run
 from runs.services import execution_request_enqueue, lease_until, run_log
 
@@ -66,3 +67,9 @@ def events_purge_old(batch: int = 5000) -> int:
             return total
         Event.objects.filter(id__in=ids).delete()
         total += len(ids)
+
+
+@shared_task
+def idempotency_keys_purge() -> int:
+    """Deletes execute's Idempotency-Keys older than IDEMPOTENCY_TTL_HOURS (runs/idempotency.py)."""
+    return _idempotency_keys_purge()

@@ -28,6 +28,7 @@ _RUN = {
     "cancel_reason": None,
     "duration_ms": 1200,
     "waiting_for_input": False,
+    "rerun_of": None,
 }
 _STEP = {
     "id": "9d1e2f3a-4b5c-4d6e-8f70-112233445566",
@@ -52,6 +53,7 @@ _STEP = {
     "started_at": "2026-11-26T09:00:00.060000Z",
     "completed_at": "2026-11-26T09:00:01.200000Z",
     "duration_ms": 1140,
+    "reused": False,
 }
 _LOG = {
     "id": 42,
@@ -72,6 +74,19 @@ class ExecuteSerializer(StrictSerializer):
     input_data = serializers.DictField(
         required=False, default=dict, help_text="The run's input; checked against the workflow's input_schema."
     )
+
+
+@extend_schema_serializer(
+    examples=[
+        OpenApiExample("From a step", value={"from_step": "step-2"}, request_only=True),
+        OpenApiExample("New input", value={"from_step": "step-2", "input_data": {"topic": "tides"}}, request_only=True),
+    ]
+)
+class RerunSerializer(StrictSerializer):
+    from_step = StrictCharField(
+        required=False, max_length=255, help_text="A top-level step the original reached; default the start step."
+    )
+    input_data = serializers.DictField(required=False, help_text="Default: the original run's input.")
 
 
 @extend_schema_serializer(
@@ -109,6 +124,7 @@ class RunSerializer(serializers.Serializer):
     waiting_for_input = serializers.BooleanField(
         help_text="True while one of its steps waits for a person (INPUT_REQUIRED; answer with .../respond)."
     )
+    rerun_of = serializers.UUIDField(allow_null=True, help_text="The run this one reran (POST /runs/{id}/rerun).")
 
     def to_representation(self, run):
         return run_data(run)
@@ -201,6 +217,7 @@ class StepExecutionSerializer(serializers.Serializer):
         help_text="completed_at - started_at; null until it ends or when it never started. An agent's own call "
         "time is in the bridge's log entry (data.duration_ms).",
     )
+    reused = serializers.BooleanField(help_text="True: copied from the rerun's original run, not run again.")
 
     def to_representation(self, step):
         return step_data(step)

@@ -9,12 +9,14 @@ from rest_framework.decorators import action
 from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
+from core.api.exceptions import error_body, flatten_errors, validation_error
 from core.api.viewsets import BaseViewSet
 from core.roles import Role
-from runs import services
+from runs import idempotency, rerun, services
 from runs.api.serializers import (
     CancelSerializer,
     ExecuteSerializer,
+    RerunSerializer,
     RespondSerializer,
     RunActionSerializer,
     RunLogSerializer,
@@ -25,6 +27,7 @@ from runs.api.serializers import (
 from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSet
 from runs.input import step_respond
 from runs.models import Run, RunLog, StepExecution
+from runs.pause import run_pause, run_resume
 from workflows.models import Workflow
 
 
@@ -58,6 +61,19 @@ from workflows.models import Workflow
         request=None,
         responses={202: RunRetrySerializer},
     ),
+    rerun=extend_schema(
+        summary="Rerun a finished run from a step",
+        description=(
+            "202 with a **new** run (`rerun_of` = this run) of the same workflow version. The top-level steps "
+            "before `from_step` (default: the start step) are not run again: their rows, and those of "
+            "everything that ran inside them, are copied from this run (COMPLETED, `reused: true`, output "
+            "copied, no agent called); execution starts at `from_step` with `input_data` (default: this run's "
+            "input). 409 unless the run finished (COMPLETED, FAILED, CANCELLED); 422 on `from_step` when it is "
+            "unknown, inside a block or never reached by this run. Audited as `run.rerun`."
+        ),
+        request=RerunSerializer,
+        responses={202: RunActionSerializer},
+    ),
     cancel=extend_schema(
         summary="Cancel a pending or running run",
         description=(
@@ -65,6 +81,28 @@ from workflows.models import Workflow
             "The optional `reason` is kept on the run as `cancel_reason` (a retry clears it)."
         ),
         request=CancelSerializer,
+        responses={200: RunActionSerializer},
+    ),
+    pause=extend_schema(
+        summary="Pause a pending or running run",
+        description=(
+            "The run is PAUSED at once: steps already in flight finish and their results are recorded, but "
+            "nothing new is dispatched (no next step, loop iteration, parallel child or retry); their deadlines "
+            "keep running. A paused run neither completes nor fails until it is resumed. 409 unless PENDING or "
+            "RUNNING. Audited as `run.pause`; event and webhook `run.paused`."
+        ),
+        request=None,
+        responses={200: RunActionSerializer},
+    ),
+    resume=extend_schema(
+        summary="Resume a paused run",
+        description=(
+            "The run is RUNNING again and the executor dispatches what became ready while it was paused (a run "
+            "paused before it started is started); a step that finished or failed meanwhile is taken into account "
+            "now, so the run may complete or fail at once. 409 unless PAUSED. Audited as `run.resume`; event and "
+            "webhook `run.resumed`."
+        ),
+        request=None,
         responses={200: RunActionSerializer},
     ),
     respond=extend_schema(
@@ -86,12 +124,22 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
     ordering = ["-created_at"]
     action_roles = {
         "retry": Role.OPERATOR,
+        "rerun": Role.OPERATOR,
         "cancel": Role.OPERATOR,
         "respond": Role.OPERATOR,
+        "pause": Role.OPERATOR,
+        "resume": Role.OPERATOR,
         "steps": Role.VIEWER,
         "logs": Role.VIEWER,
     }
-    extra_error_codes = {"retry": ["409"], "cancel": ["409"], "respond": ["409"]}
+    extra_error_codes = {
+        "retry": ["409"],
+        "rerun": ["409"],
+        "cancel": ["409"],
+        "respond": ["409"],
+        "pause": ["409"],
+        "resume": ["409"],
+    }
 
     @property
     def filterset_class(self):
@@ -131,11 +179,29 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
         return Response(RunRetrySerializer(run, context={"message": message}).data, status=status.HTTP_202_ACCEPTED)
 
     @action(detail=True, methods=["post"])
+    def rerun(self, request, pk=None):
+        serializer = RerunSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        new = rerun.run_rerun(self.get_object(), user=request.user, **serializer.validated_data)
+        data = RunActionSerializer(new, context={"message": f"Run rerun as {new.id}"}).data
+        return Response(data, status=status.HTTP_202_ACCEPTED, headers=self.location(new.pk, basename="run"))
+
+    @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         serializer = CancelSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         run = services.run_cancel(run=self.get_object(), user=request.user, reason=serializer.validated_data["reason"])
         return Response(RunActionSerializer(run, context={"message": "Run cancelled"}).data, status=status.HTTP_200_OK)
+
+    @action(detail=True, methods=["post"])
+    def pause(self, request, pk=None):
+        run = run_pause(run=self.get_object(), user=request.user)
+        return Response(RunActionSerializer(run, context={"message": "Run paused"}).data, status=status.HTTP_200_OK)
+
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk=None):
+        run = run_resume(run=self.get_object(), user=request.user)
+        return Response(RunActionSerializer(run, context={"message": "Run resumed"}).data, status=status.HTTP_200_OK)
 
     @action(detail=True, methods=["post"], url_path=r"steps/(?P<step_execution_id>[^/.]+)/respond")
     def respond(self, request, pk=None, step_execution_id=None):
@@ -170,19 +236,47 @@ class WorkflowExecuteViewSet(BaseViewSet):
             "down). The input is checked against the workflow's `input_schema` (422 with `input_data.<path>`); "
             "an inactive workflow is 409, and so is one whose plan calls an agent that is deleted or inactive "
             "(anywhere, also inside parallel, conditional, loop and fork-join steps): the 409 names them. "
-            "`Location` is the new run's URL."
+            "`Location` is the new run's URL. With an `Idempotency-Key` header (1..255 characters, per user, kept "
+            "IDEMPOTENCY_TTL_HOURS): the same key and body answer with the run created the first time (202, "
+            "header `Idempotent-Replayed: true`, nothing created, nothing audited); the same key with another body "
+            "is 422 `idempotency_key_reused`; a duplicate sent while the first is still being handled is 409."
         ),
         request=ExecuteSerializer,
         responses={202: RunActionSerializer},
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="Any 1..255 characters chosen by the client; send it again to retry safely.",
+            )
+        ],
     )
     @action(detail=True, methods=["post"])
     def execute(self, request, pk=None):
         workflow = self.get_object()
         serializer = ExecuteSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        run = services.run_execute(
-            workflow=workflow, input_data=serializer.validated_data["input_data"], user=request.user
-        )
-        headers = self.location(run.pk, basename="run")
+        input_data = serializer.validated_data["input_data"]
+        key = request.headers.get(idempotency.HEADER)
+        if key is None:
+            run = services.run_execute(workflow=workflow, input_data=input_data, user=request.user)
+            code, headers = 202, {}
+        else:
+            try:
+                done = idempotency.run_execute_idempotent(
+                    workflow=workflow,
+                    input_data=input_data,
+                    user=request.user,
+                    key=idempotency.key_check(key),
+                    body=request.data,
+                )
+            except idempotency.KeyReused as exc:
+                body = error_body(request, 422, exc.message, error=exc.error_code)
+                return Response({**body, "errors": flatten_errors(validation_error(exc).detail)}, status=422)
+            run, code = done.run, done.status_code
+            headers = {"Idempotent-Replayed": "true"} if done.replayed else {}
+        headers.update(self.location(run.pk, basename="run"))
         data = RunActionSerializer(run, context={"message": "Workflow execution started"}).data
-        return Response(data, status=status.HTTP_202_ACCEPTED, headers=headers)
+        return Response(data, status=code, headers=headers)

@@ -20,10 +20,12 @@ from audit.models import AuditEvent
 from core.roles import Role
 from core.services import api_key_create
 from runs.choices import RunStatus
-from runs.models import Run, StepExecution
+from runs.models import IdempotencyKey, Run, StepExecution
 from runs.services import run_execute
+from schedules.models import Schedule, ScheduleFire
 from tests.factories import AgentFactory, UserFactory
 from tests.runs.helpers import workflow_with_agents
+from tests.schedules.helpers import SCHEDULED_WORKFLOW_ID, schedule_make
 from tests.support.admin_forms import form_data
 from webhooks.models import WebhookEndpoint
 from webhooks.services import webhook_create, webhook_test
@@ -56,6 +58,11 @@ RECIPES = {
         make=lambda: webhook_create(user=None, data={"url": "http://127.0.0.1:1/in", "event_types": ["*"]}),
         add={"url": "http://127.0.0.1:1/added", "event_types": '["run.*"]', "active": "on"},
         change={"description": "changed in the admin"},
+    ),
+    Schedule: Recipe(
+        make=schedule_make,
+        add={"name": "added-schedule", "workflow": SCHEDULED_WORKFLOW_ID, "cron": "0 * * * *", "timezone": "UTC"},
+        change={"cron": "0 3 * * *"},
     ),
     User: Recipe(
         make=lambda: UserFactory(),
@@ -102,10 +109,12 @@ def world():
     """A row of every registered model, so that each admin is tried on one."""
     run = run_execute(workflow=workflow_with_agents("runner", name="ran"), input_data={"text": "x"}, user=None)
     StepExecution.objects.create(run=run, step_id="s1", agent_name="runner", status="RUNNING", correlation_id="c-1")
+    IdempotencyKey.objects.create(user=UserFactory(), key="walked", request_hash="0" * 64, run=run)
     webhook_test(endpoint=RECIPES[WebhookEndpoint].make(), user=None)
     api_key_create(user=UserFactory(), role=Role.VIEWER, name="walked key")
     for recipe in RECIPES.values():
         recipe.make()
+    ScheduleFire.objects.create(schedule=RECIPES[Schedule].make(), due_at=run.created_at, run=run)
 
 
 def snapshot(model) -> list[dict]:

@@ -11,6 +11,7 @@ from core.roles import RANK, Role
 from runs.choices import RunStatus
 from runs.models import Run, StepExecution
 from runs.services import run_execute
+from schedules.services import schedule_create
 from tests.conftest import ROLES
 from tests.factories import AgentFactory
 from webhooks.services import webhook_create, webhook_test
@@ -20,6 +21,8 @@ pytestmark = pytest.mark.django_db
 
 AGENT_BODY = {"name": "matrix-agent", "url": "http://127.0.0.1:1/"}
 WEBHOOK_BODY = {"url": "http://127.0.0.1:1/hook", "event_types": ["run.*"]}
+SCHEDULE_WORKFLOW_ID = "00000000-0000-4000-8000-00000000005c"  # made by resolve() for the schedule rows
+SCHEDULE_BODY = {"name": "matrix-schedule", "workflow_id": SCHEDULE_WORKFLOW_ID, "cron": "*/5 * * * *"}
 WORKFLOW_BODY = {
     "name": "matrix-workflow",
     "start_step": "only",
@@ -55,8 +58,13 @@ MATRIX = [
     ("get", "/api/v1/runs/{id}/steps", Role.VIEWER, None, 200),
     ("get", "/api/v1/runs/{id}/logs", Role.VIEWER, None, 200),
     ("post", "/api/v1/runs/{id}/retry", Role.OPERATOR, None, 202),
+    ("post", "/api/v1/runs/{id}/rerun", Role.OPERATOR, {}, 202),
     ("post", "/api/v1/runs/{id}/cancel", Role.OPERATOR, {}, 200),
+    ("post", "/api/v1/runs/{id}/pause", Role.OPERATOR, None, 200),
+    ("post", "/api/v1/runs/{id}/resume", Role.OPERATOR, None, 200),
     ("post", "/api/v1/runs/{id}/steps/{step_execution_id}/respond", Role.OPERATOR, {"text": "ok"}, 202),
+    ("get", "/api/v1/runs/{id}/events", Role.VIEWER, None, 200),  # Server-Sent Events (runs/api/stream.py)
+    ("get", "/api/v1/events", Role.VIEWER, None, 200),
     ("get", "/api/v1/webhooks", Role.ADMIN, None, 200),
     ("post", "/api/v1/webhooks", Role.ADMIN, WEBHOOK_BODY, 201),
     ("get", "/api/v1/webhooks/{id}", Role.ADMIN, None, 200),
@@ -67,6 +75,12 @@ MATRIX = [
     ("post", "/api/v1/webhooks/{id}/test", Role.ADMIN, None, 202),
     ("get", "/api/v1/webhooks/{id}/deliveries", Role.ADMIN, None, 200),
     ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", Role.ADMIN, None, 202),
+    ("get", "/api/v1/schedules", Role.VIEWER, None, 200),
+    ("post", "/api/v1/schedules", Role.EDITOR, SCHEDULE_BODY, 201),
+    ("get", "/api/v1/schedules/{id}", Role.VIEWER, None, 200),
+    ("put", "/api/v1/schedules/{id}", Role.EDITOR, SCHEDULE_BODY, 200),
+    ("patch", "/api/v1/schedules/{id}", Role.EDITOR, {"cron": "0 * * * *"}, 200),
+    ("delete", "/api/v1/schedules/{id}", Role.EDITOR, None, 204),
     ("get", "/api/v1/audit-logs", Role.ADMIN, None, 200),
     ("get", "/api/v1/audit-logs/{id}", Role.ADMIN, None, 200),
 ]
@@ -75,6 +89,13 @@ PUBLIC = {("post", "/api/v1/auth/token"), ("post", "/api/v1/auth/token/refresh")
 
 def resolve(path, client):
     AgentFactory(name="matrix-target")
+    if path.startswith("/api/v1/schedules"):
+        workflow = workflow_create(
+            user=None, definition={**WORKFLOW_BODY, "name": "matrix-scheduled"}, workflow_id=SCHEDULE_WORKFLOW_ID
+        )
+        if "{id}" in path:  # one to read, change or delete
+            data = {**SCHEDULE_BODY, "name": "matrix-existing", "workflow_id": workflow.pk}
+            return path.replace("{id}", str(schedule_create(user=None, data=data).id))
     if "{id}" not in path:
         return path
     if path.startswith("/api/v1/agents"):
@@ -86,8 +107,10 @@ def resolve(path, client):
         workflow = workflow_create(user=None, definition={**WORKFLOW_BODY, "name": "matrix-run"})
         run = run_execute(workflow=workflow, input_data={}, user=None)
         # retry needs a finished run, cancel an active one
-        if path.endswith("/retry"):
+        if path.endswith(("/retry", "/rerun")):
             Run.objects.filter(pk=run.pk).update(status=RunStatus.FAILED)
+        if path.endswith("/resume"):
+            Run.objects.filter(pk=run.pk).update(status=RunStatus.PAUSED)
         if path.endswith("/respond"):  # a running run with a step waiting for input
             Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING)
             step = StepExecution.objects.create(

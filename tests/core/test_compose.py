@@ -107,7 +107,15 @@ def test_the_image_starts_through_the_launcher():
 def test_no_other_file_spells_out_how_a_process_starts(services):
     others = [PROCFILE.read_text(), DOCKERFILE.read_text(), (ROOT / "docker-compose.yml").read_text()]
     for text in others:
-        for fragment in ("gunicorn", "celery -A", "run_executor", "run_bridge", "run_demo_agent", "run_broker"):
+        for fragment in (
+            "gunicorn",
+            "uvicorn",
+            "celery -A",
+            "run_executor",
+            "run_bridge",
+            "run_demo_agent",
+            "run_broker",
+        ):
             assert fragment not in text, f"{fragment!r} belongs in bin/process only"
 
 
@@ -117,14 +125,15 @@ def test_no_other_file_spells_out_how_a_process_starts(services):
         (
             ["web"],
             {},
-            "python -m gunicorn config.wsgi --bind 127.0.0.1:8000 --workers 2 --log-level INFO --access-logfile -",
+            "python -m uvicorn config.asgi:application --host 127.0.0.1 --port 8000 --workers 2 --log-level info "
+            "--no-proxy-headers --timeout-graceful-shutdown 5",
         ),
-        ([], {}, "python -m gunicorn config.wsgi --bind 127.0.0.1:8000"),  # no argument: web
+        ([], {}, "python -m uvicorn config.asgi:application --host 127.0.0.1 --port 8000"),  # no argument: web
         (
-            ["web", "--timeout", "60"],
+            ["web", "--limit-concurrency", "2000"],
             {"HOST": "0.0.0.0", "PORT": "8123", "WEB_WORKERS": "5", "LOG_LEVEL": "WARNING"},
-            "python -m gunicorn config.wsgi --bind 0.0.0.0:8123 --workers 5 --log-level WARNING --access-logfile - "
-            "--timeout 60",
+            "python -m uvicorn config.asgi:application --host 0.0.0.0 --port 8123 --workers 5 --log-level warning "
+            "--no-proxy-headers --timeout-graceful-shutdown 5 --limit-concurrency 2000",
         ),
         (["worker"], {}, "python -m celery -A config worker --loglevel INFO --concurrency 2"),
         (["worker"], {"WORKER_CONCURRENCY": "8", "LOG_LEVEL": "DEBUG"}, "--loglevel DEBUG --concurrency 8"),
@@ -149,9 +158,11 @@ def test_the_launcher_runs_each_process_with_flags_from_the_environment(tmp_path
 
 
 def test_web_alone_migrates_at_start():
-    # config/wsgi.py (the web process) applies migrations; the launcher runs none itself, and every other
+    # config/asgi.py (the web process; config/wsgi.py too, for WSGI servers) applies migrations; the
+    # launcher runs none itself, and every other
     # process waits for the schema (core.schema.schema_wait).
     assert "migrate" not in LAUNCHER.read_text().split('case "$1" in')[1]
+    assert 'outside_the_loop(migrate_on_start, "web")' in (ROOT / "config" / "asgi.py").read_text()
     assert 'migrate_on_start("web")' in (ROOT / "config" / "wsgi.py").read_text()
     for path in (
         "runs/management/commands/run_executor.py",

@@ -43,7 +43,8 @@ def test_every_operation_is_documented(schema):
         if not success:
             problems.append(f"{name}: no success response")
         for code in success:
-            content = op["responses"][code].get("content", {}).get("application/json")
+            media = op["responses"][code].get("content", {})
+            content = media.get("application/json") or media.get("text/event-stream")  # live events: SSE
             if code != "204" and not (content and content.get("examples")):
                 problems.append(f"{name}: no example for {code}")
         body = op.get("requestBody", {}).get("content", {}).get("application/json")

@@ -1,4 +1,5 @@
-"""Layers point one way: core (with audit beside it) <- agents <- workflows <- runs <- webhooks <- demo <- config.
+"""Layers point one way: core (with audit beside it) <- agents <- workflows <- runs <- webhooks
+(schedules beside it) <- demo <- config.
 
 Every module's imports are parsed (those inside functions too: a deferred import is still a dependency),
 and a module may import only from its own layer or lower ones. Within the code, module-level imports
@@ -11,7 +12,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 # Lower number = lower layer. core and audit share the platform layer: core's services record audit events.
-LAYERS = {"core": 0, "audit": 0, "agents": 1, "workflows": 2, "runs": 3, "webhooks": 4, "demo": 5, "config": 6}
+LAYERS = {
+    "core": 0,
+    "audit": 0,
+    "agents": 1,
+    "workflows": 2,
+    "runs": 3,
+    "webhooks": 4,
+    "schedules": 4,
+    "demo": 5,
+    "config": 6,
+}
 
 
 def modules() -> dict[str, Path]:

@@ -179,14 +179,19 @@ class System:
         self._process(
             "web",
             "-m",
-            "gunicorn",
-            "config.wsgi",
-            "-b",
-            f"127.0.0.1:{self.web_port}",
-            "-w",
+            "uvicorn",
+            "config.asgi:application",  # as bin/process web serves it (ASGI: live event streams)
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.web_port),
+            "--workers",
             str(self.web_workers),
             "--log-level",
             "warning",
+            "--no-proxy-headers",
+            "--timeout-graceful-shutdown",
+            "5",
         ).start()
         self._process(
             "worker",

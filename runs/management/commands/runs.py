@@ -20,7 +20,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--status", action="append", default=[], help="PENDING, RUNNING, COMPLETED, FAILED, CANCELLED."
+            "--status", action="append", default=[], help="PENDING, RUNNING, PAUSED, COMPLETED, FAILED, CANCELLED."
         )
         parser.add_argument("--since", help="Created at or after: 1d, 12h, 30m or an ISO date (2026-11-26).")
         parser.add_argument("--workflow", help="The workflow's name (as the run recorded it).")
