@@ -1,14 +1,29 @@
+import json
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db import models
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from agents import breaker, services
 from agents.api.circuit import CircuitBreakerConfigSerializer, circuit_states
 from agents.api.serializers import mask_auth_config
+from agents.card import agent_check_health
 from agents.models import Agent
 from core.admin_mixins import ServiceErrorsAdminMixin
+from core.roles import Role, has_role, user_role
+
+# Who uses an agent is known only to the layers above (workflows name agents by name): they register a
+# function agent -> [(label, admin URL)] here, from their own admin module. Each must make one query.
+USED_BY: list[Callable[[Agent], list[tuple[str, str]]]] = []
+
+
+def register_used_by(source: Callable[[Agent], list[tuple[str, str]]]) -> None:
+    if source not in USED_BY:
+        USED_BY.append(source)
 
 
 class AgentForm(forms.ModelForm):
@@ -72,6 +87,7 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
         "auth_type",
         "masked_auth_config",
         "circuit_state",
+        "used_by",
     )
     form = AgentForm
     exclude = ("auth_config",)
@@ -82,6 +98,28 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
 
     def get_changelist(self, request, **kwargs):
         return CircuitChangeList
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # "Check health" (a GET, as the API's): the same check as GET /agents/{id}/health, for viewers and up.
+        extra = dict(extra_context or {})
+        allowed = has_role(user_role(request.user), Role.VIEWER)
+        extra["can_check_health"] = allowed
+        if request.method == "GET" and "check_health" in request.GET and allowed:
+            agent = self.get_object(request, object_id)
+            if agent is not None:
+                extra["health"] = health_shown(agent_check_health(agent=agent))
+        return super().change_view(request, object_id, form_url, extra)
+
+    @admin.display(description="Used by")
+    def used_by(self, obj):
+        if obj is None or obj._state.adding:
+            return "-"
+        links = [link for source in USED_BY for link in source(obj)]
+        if not links:
+            return "No workflow uses this agent."
+        return format_html(
+            "<ul>{}</ul>", format_html_join("", '<li><a href="{}">{}</a></li>', ((u, t) for t, u in links))
+        )
 
     @admin.display(description="Circuit breaker")
     def breaker_state(self, obj):
@@ -137,3 +175,9 @@ class CircuitChangeList(ChangeList):
         views = circuit_states(self.result_list)
         for agent in self.result_list:
             agent.circuit_view = views[agent.pk]
+
+
+def health_shown(report: dict) -> dict:
+    """The health report as the change page shows it: the card pretty-printed."""
+    card = report["card"]
+    return {**report, "card_json": json.dumps(card, indent=2, sort_keys=True) if card is not None else ""}

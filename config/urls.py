@@ -4,7 +4,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularJSONAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from core.api.throttles import login_throttled
-from core.views import LivenessView, ReadinessView, metrics_view
+from core.views import ApiRootView, LivenessView, ReadinessView, landing_view, metrics_view
 
 api_v1 = [
     path("", include("core.api.urls")),
@@ -16,7 +16,12 @@ api_v1 = [
     path("", include("audit.api.urls")),
 ]
 
+# The admin's "View site" link: the landing page.
+admin.site.site_url = "/"
+
 urlpatterns = [
+    path("", landing_view, name="landing"),
+    re_path(r"^api/v1/?$", ApiRootView.as_view(), name="api-root"),
     path("api/v1/", include(api_v1)),
     re_path(r"^health/?$", LivenessView.as_view(), name="health"),
     re_path(r"^health/ready/?$", ReadinessView.as_view(), name="health-ready"),

@@ -1,4 +1,6 @@
 from django.conf import settings
+from django.shortcuts import render
+from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
@@ -7,9 +9,11 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.about import PLATFORM_NAME, platform_version
 from core.api.exceptions import error_body
 from core.api.serializers import ErrorSerializer
 from core.health import readiness
+from core.roles import Role
 
 
 class DependencyCheckSerializer(serializers.Serializer):
@@ -118,3 +122,113 @@ def metrics_view(request):
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
             return response
     return ExportToDjangoView(request)
+
+
+# The API root's resources: (name, URL name, the role that may read it). Reading the list needs no role:
+# it shows what /openapi.json (public too) already does; each resource still asks for its own role.
+API_RESOURCES = [
+    ("agents", "agent-list", Role.VIEWER),
+    ("workflows", "workflow-list", Role.VIEWER),
+    ("runs", "run-list", Role.VIEWER),
+    ("events", "events", Role.VIEWER),
+    ("schedules", "schedule-list", Role.VIEWER),
+    ("webhooks", "webhook-list", Role.ADMIN),
+    ("audit_logs", "audit-log-list", Role.ADMIN),
+    ("api_keys", "api-key-list", Role.ADMIN),
+]
+SYSTEM_LINKS = [
+    ("auth_token", "auth-token"),
+    ("auth_token_refresh", "auth-token-refresh"),
+    ("docs", "docs"),
+    ("redoc", "redoc"),
+    ("openapi", "openapi"),
+    ("health", "health"),
+    ("health_ready", "health-ready"),
+]
+
+
+def _path(name: str) -> str:
+    # Our paths have no trailing slash; the patterns that also take one reverse with it.
+    path = reverse(name)
+    return path.rstrip("/") or "/"
+
+
+class ApiRootView(APIView):
+    authentication_classes = []
+    permission_classes = [permissions.AllowAny]
+
+    @extend_schema(
+        summary="API root",
+        description=(
+            "The resources of this API with their URLs and the role each needs to be read, plus the "
+            "token endpoints, the docs and the health checks. Public: it tells no more than /openapi.json."
+        ),
+        tags=["system"],
+        responses={
+            200: inline_serializer(
+                "ApiRoot",
+                {
+                    "name": serializers.CharField(),
+                    "version": serializers.CharField(),
+                    "api_version": serializers.CharField(),
+                    "resources": serializers.DictField(
+                        child=inline_serializer(
+                            "ApiResource", {"url": serializers.URLField(), "role": serializers.CharField()}
+                        )
+                    ),
+                    "links": serializers.DictField(child=serializers.URLField()),
+                },
+            )
+        },
+        examples=[
+            OpenApiExample(
+                "Root",
+                value={
+                    "name": PLATFORM_NAME,
+                    "version": "0.1.0",
+                    "api_version": "1.0.0",
+                    "resources": {
+                        "agents": {"url": "https://wf.example.com/api/v1/agents", "role": "viewer"},
+                        "webhooks": {"url": "https://wf.example.com/api/v1/webhooks", "role": "admin"},
+                    },
+                    "links": {
+                        "auth_token": "https://wf.example.com/api/v1/auth/token",
+                        "docs": "https://wf.example.com/docs",
+                        "health": "https://wf.example.com/health",
+                    },
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request):
+        url = request.build_absolute_uri
+        return Response(
+            {
+                "name": PLATFORM_NAME,
+                "version": platform_version(),
+                "api_version": settings.SPECTACULAR_SETTINGS["VERSION"],
+                "resources": {
+                    name: {"url": url(_path(route)), "role": role.value} for name, route, role in API_RESOURCES
+                },
+                "links": {name: url(_path(route)) for name, route in SYSTEM_LINKS},
+            }
+        )
+
+
+def landing_view(request):
+    """`/`: what this server offers, for a person who opens it in a browser."""
+    context = {
+        "name": PLATFORM_NAME,
+        "version": platform_version(),
+        "api_version": settings.SPECTACULAR_SETTINGS["VERSION"],
+        "links": [
+            ("Admin", reverse("admin:index"), "Operate the platform: agents, workflows, runs, schedules, webhooks."),
+            ("API root", reverse("api-root"), "The REST API's resources (JSON)."),
+            ("API docs", reverse("docs"), "Swagger UI: try the API from the browser."),
+            ("ReDoc", reverse("redoc"), "The API reference."),
+            ("OpenAPI schema", reverse("openapi"), "The machine-readable contract."),
+            ("Health", _path("health"), "Liveness; readiness of the dependencies at /health/ready."),
+        ],
+    }
+    return render(request, "core/landing.html", context)

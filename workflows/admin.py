@@ -1,11 +1,22 @@
+import json
+
 from django.contrib import admin
+from django.template.loader import render_to_string
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
 
+from agents.admin import register_used_by
 from core.admin_mixins import ServiceErrorsAdminMixin
 from core.errors import Conflict
 from workflows import services
+from workflows.agent_usage import workflows_using
 from workflows.choices import WorkflowStatus
+from workflows.graph import definition_for_reading, step_rows, workflow_svg
 from workflows.models import Workflow, WorkflowVersion
+
+# The agents admin page's "Used by": the workflows naming the agent (agents cannot import workflows).
+register_used_by(workflows_using)
 
 
 class VersionInline(admin.TabularInline):
@@ -29,13 +40,16 @@ class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
     list_display = ("name", "version", "status", "updated_at", "updated_by")
     list_filter = ("status",)
     search_fields = ("name", "description")
+    exclude = ("definition",)  # shown as the graph, the step table and the pretty JSON below
     readonly_fields = (
         "id",
         "name",
         "description",
         "version",
         "status",
-        "definition",
+        "graph",
+        "step_table",
+        "definition_pretty",
         "created_at",
         "updated_at",
         "deleted_at",
@@ -47,6 +61,22 @@ class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
 
     def has_add_permission(self, request):
         return False
+
+    @admin.display(description="Step graph")
+    def graph(self, obj):
+        # workflow_svg escapes every step id, name and label it writes, so its output is safe as is.
+        return mark_safe(  # noqa: S308
+            f'<div class="workflow-graph" style="overflow:auto;max-width:100%">{workflow_svg(obj.definition)}</div>'
+        )
+
+    @admin.display(description="Steps")
+    def step_table(self, obj):
+        return render_to_string("workflows/admin/step_table.html", {"rows": step_rows(obj.definition)})
+
+    @admin.display(description="Definition")
+    def definition_pretty(self, obj):
+        text = json.dumps(definition_for_reading(obj.definition), indent=2, ensure_ascii=False)
+        return format_html('<pre class="workflow-definition" style="white-space:pre;overflow:auto">{}</pre>', text)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         return self.shown_as_message(request, super().history_form_view, object_id, version_id, extra_context)

@@ -84,7 +84,7 @@ MATRIX = [
     ("get", "/api/v1/audit-logs", Role.ADMIN, None, 200),
     ("get", "/api/v1/audit-logs/{id}", Role.ADMIN, None, 200),
 ]
-PUBLIC = {("post", "/api/v1/auth/token"), ("post", "/api/v1/auth/token/refresh")}
+PUBLIC = {("post", "/api/v1/auth/token"), ("post", "/api/v1/auth/token/refresh"), ("get", "/api/v1")}
 
 
 def resolve(path, client):

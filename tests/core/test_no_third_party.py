@@ -68,7 +68,7 @@ def pages(client) -> list[str]:
     run_execute(workflow=workflow, input_data={"text": "x"}, user=None)
     AgentFactory()
     paths = ["/", "/docs", "/redoc", "/api-auth/login/", "/admin/", "/admin/password_change/"]
-    paths += ["/api/v1/agents", "/api/v1/workflows", f"/api/v1/workflows/{workflow.id}", "/api/v1/runs"]
+    paths += ["/api/v1/", "/api/v1/agents", "/api/v1/workflows", f"/api/v1/workflows/{workflow.id}", "/api/v1/runs"]
     for model in admin.site._registry:
         info = (model._meta.app_label, model._meta.model_name)
         paths.append(reverse(f"admin:{info[0]}_{info[1]}_changelist"))
