@@ -78,6 +78,17 @@ class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
         text = json.dumps(definition_for_reading(obj.definition), indent=2, ensure_ascii=False)
         return format_html('<pre class="workflow-definition" style="white-space:pre;overflow:auto">{}</pre>', text)
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        # Every field is read-only: a Save button would promise an edit the page cannot make. Delete
+        # stays (soft, through the service), and the history's Revert keeps its own button.
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         return self.shown_as_message(request, super().history_form_view, object_id, version_id, extra_context)
 

@@ -82,3 +82,16 @@ def test_saving_the_change_page_writes_nothing(staff):
     url = f"/admin/workflows/workflow/{workflow.pk}/change/"
     staff.post(url, form_data(staff.get(url).content.decode(), "workflow_form"))
     assert Workflow.objects.get(pk=workflow.pk).updated_at == workflow.updated_at
+
+
+def test_the_read_only_change_page_offers_no_save_but_revert_keeps_its_button(staff):
+    """Before: the change page showed Save and "Save and continue editing" although nothing on it
+    can be edited."""
+    AgentFactory(name="A")
+    workflow = workflow_create(user=None, definition=definition("first"))
+    page = staff.get(f"/admin/workflows/workflow/{workflow.pk}/change/").content.decode()
+    assert 'name="_save"' not in page and 'name="_continue"' not in page
+    assert f"/admin/workflows/workflow/{workflow.pk}/delete/" in page  # deleting (softly) still works
+    record = workflow.history.order_by("history_id").first()
+    revert_page = staff.get(f"/admin/workflows/workflow/{workflow.pk}/history/{record.history_id}/")
+    assert 'name="_save"' in revert_page.content.decode()
