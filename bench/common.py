@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -549,3 +550,17 @@ class Bench:
             print(f"kept database: DATABASE_URL={self.database_url}{keys}")
         if not self.keep_db:
             self.log_path.unlink(missing_ok=True)
+
+
+def ms(values) -> str:
+    """Milliseconds as the engine benches print them: median, nearest-rank p95, max and count."""
+    ordered = sorted(values)
+    if not ordered:
+        return "n/a"
+    p95 = ordered[max(0, int(len(ordered) * 0.95 + 0.5) - 1)]
+    return f"median {statistics.median(ordered):.1f} ms, p95 {p95:.1f} ms, max {ordered[-1]:.1f} ms (n={len(ordered)})"
+
+
+def when(text: str) -> datetime:
+    """An ISO 8601 timestamp of the API (with `Z`) as a datetime."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))

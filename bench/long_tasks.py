@@ -55,23 +55,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
 
-from bench.common import load  # noqa: E402
+from bench.common import load, ms, when  # noqa: E402
 from tests.support.system import System, wait_for  # noqa: E402
 
 MODES = {"polling": "/think", "streaming": "/think-stream"}
 LATENCY_TARGET_MS = {"polling": 300, "streaming": 50}
-
-
-def ms(values) -> str:
-    ordered = sorted(values)
-    if not ordered:
-        return "n/a"
-    p95 = ordered[max(0, int(len(ordered) * 0.95 + 0.5) - 1)]
-    return f"median {statistics.median(ordered):.1f} ms, p95 {p95:.1f} ms, max {ordered[-1]:.1f} ms (n={len(ordered)})"
-
-
-def when(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # --------------------------------------------------------------------------- the bridge process, from /proc
