@@ -57,17 +57,24 @@ def reason_of(status: str, error: str) -> str:
     return f"step {status.lower()}"
 
 
-def abandoned_log(task: dict, reason: str, waited_ms: int, at) -> None:
+def bridge_log(task: dict, message: str, data: dict, level: str = LogLevel.INFO, at=None) -> None:
+    """One entry of the bridge on the task's run (every bridge entry is written here), stamped `at`
+    (when it happened; default now). Runs in a worker thread: it writes the database."""
     connections_refresh()
     RunLog.objects.create(
         run_id=task["run_id"],
         step_id=task.get("step_id"),
-        level=LogLevel.INFO,
+        level=level,
         source=LogSource.BRIDGE,
-        message=storable(f"Agent '{task.get('agent_name')}' call abandoned: {reason}"),
-        data={"task_id": task.get("task_id"), "waited_ms": waited_ms},
-        timestamp=at,
+        message=storable(message),
+        data={"task_id": task.get("task_id"), **data},
+        timestamp=at or timezone.now(),
     )
+
+
+def abandoned_log(task: dict, reason: str, waited_ms: int, at) -> None:
+    message = f"Agent '{task.get('agent_name')}' call abandoned: {reason}"
+    bridge_log(task, message, {"waited_ms": waited_ms}, at=at)
 
 
 class Abandon:

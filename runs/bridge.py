@@ -35,14 +35,14 @@ from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_policy
 from core import kafka, tracing
-from core.db import connections_refresh, storable, transient
+from core.db import connections_refresh, transient
 from core.logs import log_context
 from runs import messages
-from runs.abandon import Abandon
-from runs.choices import LogLevel, LogSource, StepStatus
+from runs.abandon import Abandon, bridge_log
+from runs.choices import LogLevel, StepStatus
 from runs.follow import Follow, Followers
 from runs.gates import AgentGates, Gate
-from runs.models import RunLog, StepExecution
+from runs.models import StepExecution
 from runs.recent import RecentAnswers
 
 log = logging.getLogger(__name__)
@@ -219,27 +219,14 @@ def to_follow(task: dict, prepared: Prepared, result: CallResult) -> Follow:
 
 
 def call_log(task: dict, result: CallResult, agent_url: str | None, at) -> None:
-    connections_refresh()
     if result.needs_input:
         message, level = f"Agent '{task.get('agent_name')}' asks for input ({result.state})", LogLevel.INFO
     elif result.ok:
         message, level = f"Agent '{task.get('agent_name')}' answered in {result.duration_ms} ms", LogLevel.INFO
     else:
         message, level = f"Agent '{task.get('agent_name')}' call failed: {result.error}", LogLevel.ERROR
-    RunLog.objects.create(
-        run_id=task["run_id"],
-        step_id=task.get("step_id"),
-        level=level,
-        source=LogSource.BRIDGE,
-        message=storable(message),
-        data={
-            "task_id": task.get("task_id"),
-            "attempts": result.attempts,
-            "duration_ms": result.duration_ms,
-            "url": agent_url,
-        },
-        timestamp=at,
-    )
+    data = {"attempts": result.attempts, "duration_ms": result.duration_ms, "url": agent_url}
+    bridge_log(task, message, data, level, at=at)
 
 
 def too_large(message: dict, exc: Exception) -> dict:

@@ -22,16 +22,15 @@ from dataclasses import dataclass
 
 import httpx
 from django.conf import settings
-from django.utils import timezone
 
 from agents.a2a import CallResult, card_streams, discover_protocol
 from agents.a2a_tasks import TaskRef, cancel_task, follow_task, is_final
 from agents.card import auth_headers
 from agents.models import Agent
-from core.db import connections_refresh, storable
-from runs.abandon import Abandon
-from runs.choices import LogLevel, LogSource, StepStatus
-from runs.models import RunLog, StepExecution
+from core.db import connections_refresh
+from runs.abandon import Abandon, bridge_log
+from runs.choices import LogLevel, StepStatus
+from runs.models import StepExecution
 
 log = logging.getLogger(__name__)
 CANCELLED_KEPT = 10_000  # agent task ids this bridge cancelled lately: a cancel message for one is not sent twice
@@ -56,19 +55,6 @@ def ids_store(correlation_id: str, agent_task_id: str, agent_context_id: str | N
     connections_refresh()
     rows = StepExecution.objects.filter(correlation_id=correlation_id, status=StepStatus.RUNNING)
     return rows.update(agent_task_id=agent_task_id[:300], agent_context_id=(agent_context_id or "")[:300] or None)
-
-
-def bridge_log(task: dict, message: str, data: dict, level: str = LogLevel.INFO) -> None:
-    connections_refresh()
-    RunLog.objects.create(
-        run_id=task["run_id"],
-        step_id=task.get("step_id"),
-        level=level,
-        source=LogSource.BRIDGE,
-        message=storable(message),
-        data={"task_id": task.get("task_id"), **data},
-        timestamp=timezone.now(),
-    )
 
 
 def agent_address(name: str) -> tuple[str, dict] | None:
