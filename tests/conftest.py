@@ -1,5 +1,7 @@
 import pytest
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.test import Client
 from rest_framework.test import APIClient
 
 from core.roles import Role
@@ -54,3 +56,12 @@ def editor(client_for):
 @pytest.fixture
 def admin(client_for):
     return client_for(Role.ADMIN)
+
+
+@pytest.fixture
+def staff(db):
+    """A superuser logged in to the admin with the Django test client (password login, as a person)."""
+    get_user_model().objects.create_superuser("boss", "", "pw-123456-long")
+    client = Client()
+    assert client.login(username="boss", password="pw-123456-long")
+    return client

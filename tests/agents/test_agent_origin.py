@@ -6,8 +6,6 @@ call or health check."""
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from agents.models import Agent
 from audit.models import AuditEvent
@@ -109,14 +107,6 @@ def test_a_moved_agent_without_auth_sends_the_old_secret_nowhere(editor, viewer)
     assert server.requests and all(TOKEN not in json.dumps(headers) for _, headers in server.requests)
     [event] = AuditEvent.objects.filter(action="agent.update")
     assert event.changes["secret_dropped"] == [None, ["token"]]
-
-
-@pytest.fixture
-def staff():
-    get_user_model().objects.create_superuser("boss", "", "pw-123456-long")
-    client = Client()
-    assert client.login(username="boss", password="pw-123456-long")
-    return client
 
 
 def admin_form(staff, agent, **changes) -> dict:

@@ -4,8 +4,6 @@ import json
 import time
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from agents import breaker
 from agents.breaker_store import circuit_admit, circuit_record
@@ -124,14 +122,6 @@ def test_a_disabled_breaker_shows_closed(viewer):
     agent.circuit_breaker_config = {**breaker.DEFAULT_CONFIG, "enabled": False}
     agent.save()
     assert viewer.get(f"{URL}/{agent.id}").json()["circuit_state"]["state"] == "closed"
-
-
-@pytest.fixture
-def staff():
-    get_user_model().objects.create_superuser("boss", "", "pw-123456-long")
-    client = Client()
-    assert client.login(username="boss", password="pw-123456-long")
-    return client
 
 
 def test_the_admin_lists_the_state_and_edits_the_config_with_the_same_rules(staff):

@@ -3,21 +3,11 @@
 import json
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from audit.models import AuditEvent
 from tests.factories import AgentFactory
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def staff():
-    get_user_model().objects.create_superuser("boss", "", "pw-123456-long")
-    client = Client()
-    assert client.login(username="boss", password="pw-123456-long")
-    return client
 
 
 def test_changelists_load(staff, editor):

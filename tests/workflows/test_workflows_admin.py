@@ -2,8 +2,6 @@
 `workflow_update` (validated, audited, versions unique); nothing else of the admin edits a definition."""
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from agents.models import Agent
 from audit.models import AuditEvent
@@ -18,14 +16,6 @@ pytestmark = pytest.mark.django_db
 def definition(description: str, agent: str = "A") -> dict:
     step = {"id": "s", "agent_name": agent, "next_step": None}
     return {"name": "reverted", "description": description, "start_step": "s", "steps": {"s": step}}
-
-
-@pytest.fixture
-def staff():
-    get_user_model().objects.create_superuser("boss", "", "pw-123456-long")
-    client = Client()
-    assert client.login(username="boss", password="pw-123456-long")
-    return client
 
 
 def revert(staff, workflow: Workflow, version: int):
