@@ -7,6 +7,7 @@ from django.contrib.admin.views.main import ChangeList
 from django.db import models
 from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin
 
 from agents import breaker, services
 from agents.api.circuit import CircuitBreakerConfigSerializer, circuit_states
@@ -60,7 +61,7 @@ class AgentForm(forms.ModelForm):
 
 
 @admin.register(Agent)
-class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
+class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
     """Saves and deletes go through the services, so the admin writes the audit trail too and
     deleting is the same soft delete as in the API."""
 

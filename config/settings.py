@@ -17,6 +17,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from config import cors, doc_pages
+from config.admin_theme import UNFOLD  # noqa: F401 (a setting)
 from config.encryption_key import development_encryption_keys, encryption_keys
 from config.env import env_bool, env_int, env_int_list, env_list, env_str
 from config.secret_key import development_secret_key
@@ -49,6 +50,10 @@ CORS_EXPOSE_HEADERS = cors.EXPOSE_HEADERS
 CORS_URLS_REGEX = cors.URLS_REGEX
 
 INSTALLED_APPS = [
+    # The admin's theme (config/admin_theme.py); ahead of django.contrib.admin, whose templates it overrides.
+    "unfold",
+    "unfold.contrib.filters",
+    "unfold.contrib.simple_history",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

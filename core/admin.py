@@ -5,6 +5,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
 from rest_framework_api_key.models import APIKey as LibraryApiKey
+from unfold.admin import ModelAdmin
+from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from audit.services import audit_record
 from core.admin_mixins import MASK, AuditedAdminMixin, ReadOnlyAdminMixin
@@ -17,7 +19,7 @@ if admin.site.is_registered(LibraryApiKey):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(ModelAdmin):
     """Read and revoke only: keys are created through the API or `manage.py create_api_key`,
     which show the secret once. Revoking is one-way (the flag is not a field of the form) and keys are
     never deleted, in the admin as in the API: the row stays for the record."""
@@ -59,7 +61,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
 
 
 @admin.register(OutboxMessage)
-class OutboxMessageAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class OutboxMessageAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """What waits to go to Kafka (pending) and what went (kept a day): the first place to look when
     runs stay PENDING."""
 
@@ -87,7 +89,12 @@ for model in (User, Group):
 
 
 @admin.register(User)
-class UserAdmin(AuditedAdminMixin, auth_admin.UserAdmin):
+class UserAdmin(AuditedAdminMixin, auth_admin.UserAdmin, ModelAdmin):
+    # The theme's versions of the stock forms (same fields and checks, its widgets).
+    form = UserChangeForm
+    add_form = UserCreationForm
+    change_password_form = AdminPasswordChangeForm
+
     def user_change_password(self, request, id, form_url=""):
         # This page saves its form itself, not through save_model: audit it when it saved (it then
         # redirects to the user's page), in the same transaction.
@@ -106,5 +113,5 @@ class UserAdmin(AuditedAdminMixin, auth_admin.UserAdmin):
 
 
 @admin.register(Group)
-class GroupAdmin(AuditedAdminMixin, auth_admin.GroupAdmin):
+class GroupAdmin(AuditedAdminMixin, auth_admin.GroupAdmin, ModelAdmin):
     pass

@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.urls import path
 from django.utils.html import format_html
+from unfold.admin import ModelAdmin, TabularInline
 
 from core.admin_mixins import ReadOnlyAdminMixin
 from core.errors import DomainError
@@ -14,7 +15,7 @@ from runs.models import Event, IdempotencyKey, Run, RunLog, StepExecution
 STEP_COLUMNS = ("step_id", "step_type", "agent_name", "status", "attempt", "try_number", "started_at", "duration_ms")
 
 
-class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
+class StepInline(ReadOnlyAdminMixin, TabularInline):
     """The run's top-level steps and blocks; what ran inside a block (a loop's thousands of iterations)
     is listed on the step executions page, filtered by run."""
 
@@ -39,7 +40,7 @@ class StepInline(ReadOnlyAdminMixin, admin.TabularInline):
         return format_html('<a href="{}">Answer the agent</a>', link) if link else ""
 
 
-class LogInline(ReadOnlyAdminMixin, admin.TabularInline):
+class LogInline(ReadOnlyAdminMixin, TabularInline):
     model = RunLog
     fields = ("timestamp", "level", "source", "step_id", "message")
     readonly_fields = fields
@@ -48,7 +49,7 @@ class LogInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Run)
-class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class RunAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """Runs as the executor records them; cancel and retry go through the same services as the API."""
 
     list_display = ("id", "workflow_name", "workflow_version", "status", "attempt", "triggered_by", "created_at")
@@ -101,7 +102,7 @@ class RunAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(StepExecution)
-class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class StepExecutionAdmin(ReadOnlyAdminMixin, ModelAdmin):
     list_display = ("step_id", "scope", "run", *STEP_COLUMNS[1:])
     list_filter = ("status", "step_type")
     list_select_related = ("run",)
@@ -118,7 +119,7 @@ class StepExecutionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(Event)
-class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class EventAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """What happened when: every run and step status change, in order (webhooks and live events read it)."""
 
     list_display = ("id", "type", "run", "step_execution_id", "created_at")
@@ -129,7 +130,7 @@ class EventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class IdempotencyKeyAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """Execute's Idempotency-Keys and the runs they answer with (purged after IDEMPOTENCY_TTL_HOURS)."""
 
     list_display = ("key", "user", "run", "status_code", "created_at")

@@ -3,6 +3,7 @@ from zoneinfo import ZoneInfo
 from django.contrib import admin
 from django.utils import timezone
 from django.utils.html import format_html_join
+from unfold.admin import ModelAdmin
 
 from core.admin_mixins import ReadOnlyAdminMixin, ServiceErrorsAdminMixin
 from schedules import services
@@ -13,7 +14,7 @@ EDITABLE = ("name", "workflow", "cron", "timezone", "input_data", "active")
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(ServiceErrorsAdminMixin, admin.ModelAdmin):
+class ScheduleAdmin(ServiceErrorsAdminMixin, ModelAdmin):
     """Saves and deletes go through the services (checks, audit trail); the page shows the next due times."""
 
     list_display = ("name", "workflow", "cron", "timezone", "active", "next_run_at", "last_run_at", "last_error")
@@ -60,7 +61,7 @@ class ScheduleAdmin(ServiceErrorsAdminMixin, admin.ModelAdmin):
 
 
 @admin.register(ScheduleFire)
-class ScheduleFireAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ScheduleFireAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """Each due time that was started, with its run (or why none started)."""
 
     list_display = ("schedule", "due_at", "fired_at", "run", "missed", "error")

@@ -1,5 +1,6 @@
 from django.contrib import admin, messages
 from django.db import models
+from unfold.admin import ModelAdmin, TabularInline
 
 from core.admin_mixins import ReadOnlyAdminMixin, ServiceErrorsAdminMixin
 from core.errors import DomainError
@@ -33,7 +34,7 @@ class AdminRoleOnly:
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(AdminRoleOnly, ServiceErrorsAdminMixin, admin.ModelAdmin):
+class WebhookEndpointAdmin(AdminRoleOnly, ServiceErrorsAdminMixin, ModelAdmin):
     """Saves, deletes and rotations go through the services (checks, audit trail); the secret is shown
     once, in the message after creating or rotating, and never on the page."""
 
@@ -80,7 +81,7 @@ class WebhookEndpointAdmin(AdminRoleOnly, ServiceErrorsAdminMixin, admin.ModelAd
         self.message_user(request, f"Ping queued for {queryset.count()} webhook(s); see Deliveries.", messages.SUCCESS)
 
 
-class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
+class AttemptInline(ReadOnlyAdminMixin, TabularInline):
     model = DeliveryAttempt
     fields = ("number", "attempted_at", "status_code", "duration_ms", "error", "response_body")
     readonly_fields = fields
@@ -89,7 +90,7 @@ class AttemptInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(AdminRoleOnly, ReadOnlyAdminMixin, admin.ModelAdmin):
+class DeliveryAdmin(AdminRoleOnly, ReadOnlyAdminMixin, ModelAdmin):
     """What was sent where and how it went; redelivery goes through the same service as the API."""
 
     list_display = ("id", "endpoint", "event_type", "status", "attempt_count", "last_status_code", "created_at")

@@ -5,6 +5,7 @@ from django.template.loader import render_to_string
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
+from unfold.admin import ModelAdmin, TabularInline
 
 from agents.admin import register_used_by
 from core.admin_mixins import ServiceErrorsAdminMixin
@@ -19,7 +20,7 @@ from workflows.models import Workflow, WorkflowVersion
 register_used_by(workflows_using)
 
 
-class VersionInline(admin.TabularInline):
+class VersionInline(TabularInline):
     model = WorkflowVersion
     fields = ("version", "created_at", "created_by", "definition")
     readonly_fields = fields
@@ -32,7 +33,7 @@ class VersionInline(admin.TabularInline):
 
 
 @admin.register(Workflow)
-class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin):
+class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
     """Definitions are edited through the API (they are validated as a whole); the admin shows
     them, their versions and their history, deletes (softly, with an audit event) and reverts to an
     earlier state from the history: a new version through `workflow_update`, validated and audited."""

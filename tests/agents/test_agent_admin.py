@@ -139,4 +139,4 @@ def test_the_list_page_makes_a_fixed_number_of_queries(django_assert_max_num_que
     with django_assert_max_num_queries(len(few)):
         response = staff.get("/admin/agents/agent/")
     assert response.status_code == 200
-    assert response.content.decode().count('class="action-select"') == 33
+    assert response.content.decode().count('name="_selected_action"') == 33

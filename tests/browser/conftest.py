@@ -105,7 +105,7 @@ def page(request, live_server, staff_admin, chromium):
     page.goto(f"{live_server.url}/admin/login/?next=/admin/")
     page.fill("#id_username", staff_admin.username)
     page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
+    page.click("[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
     yield page
     if getattr(request.node, "browser_call_failed", False):

@@ -90,6 +90,6 @@ def test_a_run_page_lists_its_top_level_steps_and_the_steps_page_the_rest():
     client = Client()
     client.login(username="ops", password="pw-123456-long")
     page = client.get(f"/admin/runs/run/{run.id}/change/").content.decode()
-    assert page.count('class="field-step_type"') == 2  # the loop and the step after it, not 30 iterations
+    assert page.count(" field-step_type ") == 2  # the loop and the step after it, not 30 iterations
     listing = client.get(f"/admin/runs/stepexecution/?run__id__exact={run.id}&step_type__exact=iteration")
-    assert listing.status_code == 200 and "30 step executions" in listing.content.decode()
+    assert listing.status_code == 200 and listing.context_data["cl"].result_count == 30
