@@ -2,6 +2,7 @@
 nothing loads from another host). Its sidebar groups the models by what an operator does with them;
 each link shows only to users who may view that model."""
 
+from django.templatetags.static import static
 from django.urls import reverse_lazy
 
 
@@ -71,5 +72,7 @@ UNFOLD = {
     "SHOW_HISTORY": True,
     "SHOW_VIEW_ON_SITE": False,
     "BORDER_RADIUS": "6px",
+    # Badges and times (core/admin_display.py); a callable, as static() needs the settings loaded.
+    "STYLES": [lambda request: static("core/admin.css")],
     "SIDEBAR": {"show_search": True, "show_all_applications": True, "navigation": NAVIGATION},
 }
