@@ -14,6 +14,8 @@ class _Public:
     authentication_classes = []
     permission_classes = [permissions.AllowAny]
     throttle_classes = [AuthRateThrottle]
+    # A wrong username or password, or a refresh token that is invalid or expired (core/api/schema.py).
+    extra_error_codes = ["401"]
 
 
 class TokenObtainView(_Public, jwt_views.TokenObtainPairView):

@@ -31,8 +31,9 @@ _KEY_EXAMPLE = {
 @extend_schema_serializer(examples=[OpenApiExample("API key", value=_KEY_EXAMPLE, response_only=True)])
 class ApiKeySerializer(StrictModelSerializer):
     user = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    expires_at = serializers.DateTimeField(source="expiry_date", read_only=True)
+    # Null for keys made outside the API (a command, the admin) and for keys that never expire.
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    expires_at = serializers.DateTimeField(source="expiry_date", read_only=True, allow_null=True)
 
     class Meta:
         model = ApiKey

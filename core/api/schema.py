@@ -13,6 +13,7 @@ _DESCRIPTIONS = {
     "409": "Conflicts with the current state (e.g. a duplicate name).",
     "415": "The body is not JSON: send it with `Content-Type: application/json` (forms and multipart are refused).",
     "422": "Validation failed; `errors` lists each problem with its field path.",
+    "429": "Too many attempts from this address; `Retry-After` gives the seconds to wait.",
     "500": "Unexpected server error; logged with the request id.",
 }
 
@@ -30,6 +31,7 @@ _EXAMPLES = {
         "detail": "Request validation failed",
         "errors": [{"field": "url", "message": "Enter a valid URL.", "type": "invalid"}],
     },
+    "429": {"error": "throttled", "detail": "Too many login attempts from this address. Try again in 42 seconds."},
     "500": {
         "error": "internal_error",
         "detail": "An unexpected error occurred. Quote the request id when reporting it.",
@@ -68,7 +70,11 @@ class AutoSchema(SpectacularAutoSchema):
             codes.append("422")
         if method in ("POST", "PUT", "PATCH"):
             codes.append("415")
-        codes += getattr(self.view, "extra_error_codes", {}).get(getattr(self.view, "action", None), [])
+        extra = getattr(self.view, "extra_error_codes", {})
+        # Viewsets list them per action; a plain view (no actions) as a list.
+        codes += extra.get(getattr(self.view, "action", None), []) if isinstance(extra, dict) else extra
+        if self.view.get_throttles():
+            codes.append("429")
         codes.append("500")
         return codes
 

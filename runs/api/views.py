@@ -30,6 +30,10 @@ from runs.models import Run, RunLog, StepExecution
 from runs.pause import run_pause, run_resume
 from workflows.models import Workflow
 
+# steps and logs list another model than the run: without this the path's id would take that
+# model's key type (a log entry's is an integer).
+_RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, description="The run's id.")
+
 
 @extend_schema_view(
     list=extend_schema(
@@ -45,12 +49,14 @@ from workflows.models import Workflow
         description="Every try of every step, in the order they started, with inputs, outputs and errors.",
         responses=StepExecutionSerializer(many=True),
         filters=True,
+        parameters=[_RUN_ID],
     ),
     logs=extend_schema(
         summary="List a run's log entries",
         description="Structured entries from the API, the executor and the bridge, oldest first.",
         responses=RunLogSerializer(many=True),
         filters=True,
+        parameters=[_RUN_ID],
     ),
     retry=extend_schema(
         summary="Retry a failed or cancelled run",
