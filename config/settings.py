@@ -322,6 +322,9 @@ EXECUTOR_TICK_SECONDS = env_int("EXECUTOR_TICK_SECONDS", 1, minimum=1)
 # skipped (its step's deadline and the run's lease still end the run); other database errors at once.
 EXECUTOR_TRANSIENT_RETRIES = env_int("EXECUTOR_TRANSIENT_RETRIES", 10, minimum=1)
 RUN_RECOVERY_SECONDS = env_int("RUN_RECOVERY_SECONDS", 30, minimum=1)
+# How often beat folds the run counters' deltas (runs/counts.py): the lists read the unfolded ones too,
+# so this bounds their number (about 5 per run and second), not the totals' exactness.
+RUN_COUNTS_FOLD_SECONDS = env_int("RUN_COUNTS_FOLD_SECONDS", 5, minimum=1, maximum=3600)
 # Bridge: agent calls in flight at once per bridge process.
 BRIDGE_MAX_IN_FLIGHT = env_int("BRIDGE_MAX_IN_FLIGHT", 100, minimum=1)
 # Tasks held beyond those calls while they wait for an agent at its max_concurrency, so the bridge
@@ -391,6 +394,11 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(CELERY_DATA_DIR / "beat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "outbox-sweep": {"task": "core.tasks.outbox_sweep", "schedule": float(OUTBOX_SWEEP_SECONDS)},
     "run-recovery": {"task": "runs.tasks.runs_recover", "schedule": float(RUN_RECOVERY_SECONDS)},
+    "run-counts-fold": {
+        "task": "runs.tasks.run_counts_fold",
+        "schedule": float(RUN_COUNTS_FOLD_SECONDS),
+        "options": {"expires": float(RUN_COUNTS_FOLD_SECONDS)},
+    },
     "audit-purge": {"task": "audit.tasks.audit_purge_old", "schedule": 24 * 3600.0},
     "event-purge": {"task": "runs.tasks.events_purge_old", "schedule": 24 * 3600.0},
     "idempotency-purge": {"task": "runs.tasks.idempotency_keys_purge", "schedule": 3600.0},

@@ -5,8 +5,13 @@ from runs.choices import LogLevel, RunStatus, StepStatus
 from runs.models import Run, RunLog, StepExecution
 
 
+# distinct=False on the status filters: django-filter's default (True) makes the list and its count a
+# SELECT DISTINCT over every column (a 10 s sort at 10 million runs), and a filter on a column of the
+# table itself joins nothing that could repeat a row.
 class RunFilterSet(django_filters.FilterSet):
-    status = MultipleChoiceFilter(choices=RunStatus.choices, help_text="One or more statuses, e.g. FAILED,CANCELLED.")
+    status = MultipleChoiceFilter(
+        choices=RunStatus.choices, distinct=False, help_text="One or more statuses, e.g. FAILED,CANCELLED."
+    )
     workflow_id = django_filters.UUIDFilter(field_name="workflow_id")
     workflow_definition_id = django_filters.UUIDFilter(
         field_name="workflow_id", help_text="Same as workflow_id (the older API's name)."
@@ -48,7 +53,7 @@ class StepExecutionFilterSet(django_filters.FilterSet):
     step_type = django_filters.CharFilter(
         field_name="step_type", max_length=16, help_text="agent, a block type, iteration or branch."
     )
-    status = MultipleChoiceFilter(choices=StepStatus.choices, help_text="One or more statuses.")
+    status = MultipleChoiceFilter(choices=StepStatus.choices, distinct=False, help_text="One or more statuses.")
     iteration = django_filters.NumberFilter(field_name="iteration", min_value=0, help_text="Loop iteration index.")
     branch = django_filters.CharFilter(field_name="branch", max_length=255, help_text="Fork-join branch name.")
     parent_id = django_filters.UUIDFilter(field_name="parent_id", help_text="The block, iteration or branch row.")
@@ -59,7 +64,9 @@ class StepExecutionFilterSet(django_filters.FilterSet):
 
 
 class RunLogFilterSet(django_filters.FilterSet):
-    level = MultipleChoiceFilter(choices=LogLevel.choices, help_text="One or more levels, e.g. warning,error.")
+    level = MultipleChoiceFilter(
+        choices=LogLevel.choices, distinct=False, help_text="One or more levels, e.g. warning,error."
+    )
     step_id = django_filters.CharFilter(field_name="step_id", max_length=255)
 
     class Meta:

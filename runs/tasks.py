@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from core.models import OutboxMessage
 from runs.choices import ACTIVE_RUN, LogLevel, LogSource
+from runs.counts import run_counts_fold as _run_counts_fold
 from runs.idempotency import idempotency_keys_purge as _idempotency_keys_purge
 from runs.models import Event, Run
 from runs.services import execution_request_enqueue, lease_until, run_log
@@ -73,3 +74,9 @@ def events_purge_old(batch: int = 5000) -> int:
 def idempotency_keys_purge() -> int:
     """Deletes execute's Idempotency-Keys older than IDEMPOTENCY_TTL_HOURS (runs/idempotency.py)."""
     return _idempotency_keys_purge()
+
+
+@shared_task
+def run_counts_fold() -> int:
+    """Moves the run counters' deltas into their hour and day rows (runs/counts.py)."""
+    return _run_counts_fold()

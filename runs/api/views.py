@@ -13,6 +13,7 @@ from core.api.exceptions import error_body, flatten_errors, validation_error
 from core.api.viewsets import BaseViewSet
 from core.roles import Role
 from runs import idempotency, rerun, services
+from runs.api.pagination import RunPagination
 from runs.api.serializers import (
     CancelSerializer,
     ExecuteSerializer,
@@ -126,6 +127,7 @@ _RUN_ID = OpenApiParameter("id", OpenApiTypes.UUID, OpenApiParameter.PATH, descr
 )
 class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
     serializer_class = RunSerializer
+    pagination_class = RunPagination  # exact totals from the run counters (runs/counts.py)
     ordering_fields = ["created_at", "updated_at", "started_at", "completed_at", "status", "workflow_name"]
     ordering = ["-created_at"]
     action_roles = {

@@ -256,3 +256,21 @@ def test_dockerfile_runs_as_a_non_root_user():
     assert not re.search(r"^ENV[^\n]*SECRET_KEY", text, flags=re.MULTILINE)
     # .data, the one writable folder, with whatever collectstatic's Django setup made in it.
     assert "chown -R app:app /app/.data" in text
+
+
+def test_two_executors_and_two_bridges_by_default(services):
+    # Scale-out through the consumer groups (tests/faults/test_scale_out.py); web, worker and beat stay one each.
+    for name in ("executor", "bridge"):
+        assert services[name]["deploy"]["replicas"] == 2, name
+        assert "container_name" not in services[name] and "ports" not in services[name], f"{name}: replicas clash"
+    for name in APP_SERVICES - {"executor", "bridge"}:
+        assert services[name].get("deploy", {}).get("replicas", 1) == 1, name
+
+
+def test_topics_get_the_platform_partition_count_however_they_are_created(services):
+    # Created by our processes (KAFKA_TOPIC_PARTITIONS) or by the broker on a first write: the same count.
+    partitions = "${KAFKA_TOPIC_PARTITIONS:-4}"
+    assert services["kafka"]["environment"]["KAFKA_NUM_PARTITIONS"] == partitions
+    for name in APP_SERVICES:
+        assert services[name]["environment"]["KAFKA_TOPIC_PARTITIONS"] == partitions, name
+    assert 'env_int("KAFKA_TOPIC_PARTITIONS", 4,' in (ROOT / "config" / "settings.py").read_text()

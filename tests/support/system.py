@@ -7,6 +7,7 @@ DATABASE_URL names), so tests talk to it only as users do: HTTP, Kafka and the d
 import contextlib
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -22,6 +23,9 @@ import httpx
 import psycopg
 
 from tests.support.server import ROOT, free_port
+
+_ASSIGNED = re.compile(r"Setting newly assigned partitions (\{.*?\}|set\(\)) for group")
+_PARTITION = re.compile(r"TopicPartition\(topic='([^']+)', partition=(\d+)\)")
 
 
 def wait_for(check, *, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):
@@ -68,6 +72,13 @@ class Process:
     def alive(self) -> bool:
         return self.popen is not None and self.popen.poll() is None
 
+    def partitions(self) -> set[tuple[str, int]] | None:
+        """The (topic, partition)s a consumer process owns, from its latest rebalance in its log (it must
+        run with KAFKA_LOG_LEVEL=INFO: kafka-python logs each new assignment); None before the first."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        found = _ASSIGNED.findall(text)
+        return {(topic, int(number)) for topic, number in _PARTITION.findall(found[-1])} if found else None
+
     def tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return f"--- {self.name} ---\n" + "\n".join(text.splitlines()[-lines:])
@@ -92,8 +103,13 @@ def _database(tmp: Path) -> tuple[str, callable]:
 
 
 class System:
-    def __init__(self, tmp: Path, extra_env: dict | None = None, web_workers: int = 2):
+    def __init__(
+        self, tmp: Path, extra_env: dict | None = None, web_workers: int = 2, executors: int = 1, bridges: int = 1
+    ):
+        """`executors` / `bridges`: how many of each, one consumer group each (the first is named
+        `executor` / `bridge`, the others `executor-2`, `bridge-2`, ...)."""
         self.tmp = tmp
+        self.executors, self.bridges = executors, bridges
         self.processes: dict[str, Process] = {}
         self.kafka_port, self.web_port, self.agent_port = free_port(), free_port(), free_port()
         self.kafka = f"127.0.0.1:{self.kafka_port}"
@@ -208,10 +224,17 @@ class System:
             "-s",
             str(self.tmp / "beat-schedule"),
         ).start()
-        self._process("executor", "manage.py", "run_executor").start()
-        self._process("bridge", "manage.py", "run_bridge").start()
-        wait_for(lambda: _get(self.url + "/health"), timeout=30, what="the web server")
-        wait_for(lambda: _get(self.agent_url + "/.well-known/agent-card.json"), timeout=30, what="the demo agent")
+        for kind, count in (("executor", self.executors), ("bridge", self.bridges)):
+            for number in range(1, count + 1):
+                self._process(kind if number == 1 else f"{kind}-{number}", "manage.py", f"run_{kind}").start()
+        try:
+            # Generous: on a busy 2-core machine seven Python processes take a while to import Django.
+            wait_for(lambda: _get(self.url + "/health"), timeout=120, what="the web server")
+            wait_for(lambda: _get(self.agent_url + "/.well-known/agent-card.json"), timeout=30, what="the demo agent")
+        except AssertionError:
+            logs = self.logs()
+            self.stop()  # no process nor database left behind by a start that failed
+            raise AssertionError(f"the system did not start\n{logs}") from None
         return self
 
     def stop(self) -> None:
