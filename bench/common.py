@@ -12,6 +12,8 @@ A benchmark script builds on these pieces:
   standard library's HTTP client) and its figures (median, nearest-rank p95, req/s).
 * ``report``: the results table and each scenario's p95 ratio against the first (``/health``) one.
 * ``add_load_arguments`` / ``add_database_arguments``: the command-line flags the scripts share.
+* ``figure`` / ``main_with_figures``: the machine-readable figures (``--json``) that ``bench/run_all.py``
+  reads: each bench records {measure, target, measured, met} where it prints a target.
 
 PostgreSQL is expected on 127.0.0.1:5432 with trust auth; set ``BENCH_DATABASE_URL`` (e.g.
 ``postgres://postgres@127.0.0.1:5432``) to use another server; any database name in it is ignored.
@@ -430,6 +432,8 @@ def report(results: list[Result], target_ratio: float = TARGET_RATIO) -> None:
         ratio = r.percentile(95) / baseline if baseline else math.nan
         verdict = "meets target" if ratio <= target_ratio else "MISSES target"
         print(f"  {r.name:<{width}} {ratio:>6.2f}x  {verdict}")
+        figure(f"{r.name}: p95 / /health p95", f"<= {target_ratio:g}x", ratio, "x")
+        figure(f"{r.name}: throughput (p99 {r.percentile(99):.1f} ms)", "", r.rps, "req/s")
 
 
 # --------------------------------------------------------------------------- one benchmark run
@@ -564,3 +568,41 @@ def ms(values) -> str:
 def when(text: str) -> datetime:
     """An ISO 8601 timestamp of the API (with `Z`) as a datetime."""
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+# --------------------------------------------------------------------------- machine-readable figures
+
+FIGURES: list[dict] = []
+
+
+def target_met(target: str, value: float | None) -> bool | None:
+    """Whether `value` meets a target written ``">= 300"`` or ``"<= 50 ms"`` (None: no such target)."""
+    parts = target.split()
+    if value is None or value != value or len(parts) < 2 or parts[0] not in ("<=", ">=", "<", ">"):
+        return None
+    limit = float(parts[1].rstrip("x"))
+    return {"<=": value <= limit, ">=": value >= limit, "<": value < limit, ">": value > limit}[parts[0]]
+
+
+def figure(measure: str, target: str, value: float | None, unit: str = "", *, met: bool | None = None) -> None:
+    """Records one figure for ``--json``: what was measured, its target (``">= 300"``, ``"<= 10 ms"``
+    or ``""``), the value and its unit; `met` is worked out from the target unless given (e.g. False
+    when the runs behind a good figure did not all complete)."""
+    value = None if value is None or value != value else round(float(value), 2)
+    met = target_met(target, value) if met is None else met
+    FIGURES.append({"measure": measure, "target": target, "measured": value, "unit": unit, "met": met})
+
+
+def main_with_figures(main) -> int:
+    """Runs a bench's main(); with ``--json`` (taken off the command line first) the last line of
+    stdout is then the JSON list of its figures, for bench/run_all.py."""
+    import json
+
+    wanted = "--json" in sys.argv[1:]
+    if wanted:
+        sys.argv = [sys.argv[0], *(arg for arg in sys.argv[1:] if arg != "--json")]
+    try:
+        return main()
+    finally:  # also after a failure: what was measured before it is kept
+        if wanted:
+            print(json.dumps(FIGURES), flush=True)

@@ -56,7 +56,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, base_url, build_env, drop_database, recreate_database, run  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT,
+    base_url,
+    build_env,
+    drop_database,
+    figure,
+    main_with_figures,
+    recreate_database,
+    run,
+)
 
 AGENT = "bench-echo"
 RSS_TARGET_MB = 300
@@ -491,6 +500,7 @@ def whole_system(args, sizes) -> tuple[bool, list[str], list[tuple[str, float, f
                 ratio = two.seconds / one_seconds
                 line = f"(2) time ratio to (1): {ratio:.2f}x for {linear:.0f}x the iterations (target: < {linear:.0f}x)"
                 print(f"    {line[4:]}  {verdict(ratio < linear)}")
+                figure(f"control flow: {linear:.0f}x the loop iterations, time ratio", f"< {linear:.0f}x", ratio, "x")
                 summary.append(f"{line}  {verdict(ratio < linear)}")
                 cpu_ratio = two.cpu.get("executor", 0.0) / one_cpu if one_cpu else float("nan")
                 line = f"(2) executor CPU ratio to (1): {cpu_ratio:.2f}x (less sensitive than wall time to other load)"
@@ -500,6 +510,7 @@ def whole_system(args, sizes) -> tuple[bool, list[str], list[tuple[str, float, f
                 summary.append("(2) time ratio to (1): n/a (a loop did not complete)  MISSES target")
             rss_ok = two.rss_peak < RSS_TARGET_MB * MB
             print(f"    executor peak RSS {mb(two.rss_peak)} (target: < {RSS_TARGET_MB} MB)  {verdict(rss_ok)}")
+            figure("control flow: executor peak RSS", f"< {RSS_TARGET_MB} MB", two.rss_peak / MB, "MB")
             summary.append(
                 f"(2) executor peak RSS {mb(two.rss_peak)} (target: < {RSS_TARGET_MB} MB)  {verdict(rss_ok)}"
             )
@@ -725,6 +736,7 @@ def main() -> int:
             )
             print(f"    {line[4:]}")
             summary.append(line)
+            figure("control flow: late / early executor CPU per result", f"<= {DECISION_TARGET:g}x", ratio, "x")
     if windows:
         print("(5) cross-check from the whole-system run (2): executor process CPU per result recorded")
         for name, cpu_ms, seconds, gap in windows:
@@ -745,4 +757,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_figures(main))

@@ -39,6 +39,8 @@ from bench.common import (  # noqa: E402
     add_database_arguments,
     add_load_arguments,
     django_setup,
+    figure,
+    main_with_figures,
 )
 
 WORKFLOW_NAME = "bench-idempotency"
@@ -135,6 +137,7 @@ def main() -> int:
                 f"{mode} vs plain: p50 {p50 - plain.median:+.2f} ms ({p50 / plain.median:.2f}x), "
                 f"p95 {p95 - plain.percentile(95):+.2f} ms ({p95 / plain.percentile(95):.2f}x)"
             )
+            figure(f"idempotency: execute {mode} vs plain, p50", "", p50 / plain.median, "x")
         failures = {mode: r.failures for mode, r in results.items() if r.failures}
         if failures:
             print(f"failures: {failures}")
@@ -142,4 +145,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_figures(main))

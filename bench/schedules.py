@@ -38,7 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, base_url, drop_database, recreate_database  # noqa: E402
+from bench.common import ROOT, base_url, drop_database, figure, main_with_figures, recreate_database  # noqa: E402
 
 TARGET_SECONDS = 5.0
 
@@ -189,6 +189,13 @@ def main() -> int:
         doubled = runs - fires
         print(f"runs {runs}, fires {fires} (one per schedule and due time), doubled: {doubled}")
         ok = ok and doubled == 0
+        figure(
+            "schedules: runs doubled (and all on time)",
+            f"0, all within {TARGET_SECONDS:.0f} s",
+            doubled,
+            "runs",
+            met=ok,
+        )
         print(
             f"target: every run within {TARGET_SECONDS:.0f} s of its due time, none doubled: "
             f"{'met' if ok else 'NOT met'}"
@@ -213,4 +220,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_figures(main))

@@ -38,7 +38,17 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Bench, SetupError, add_database_arguments, free_port, stop, wait_for_health  # noqa: E402
+from common import (  # noqa: E402
+    ROOT,
+    Bench,
+    SetupError,
+    add_database_arguments,
+    figure,
+    free_port,
+    main_with_figures,
+    stop,
+    wait_for_health,
+)
 
 TARGET_MS = 200
 
@@ -146,6 +156,7 @@ async def measure(args, url: str, key: str, pid: int, db: dict, database_url: st
         f"(target p95 < {TARGET_MS} ms: {'met' if p95 < TARGET_MS else 'NOT met'})"
     )
     print(f"streams that missed, repeated or reordered an event: {broken}")
+    figure("SSE: commit -> receive, p95", f"< {TARGET_MS} ms", p95, "ms", met=p95 < TARGET_MS and not broken)
     return 1 if broken else 0
 
 
@@ -194,4 +205,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_figures(main))

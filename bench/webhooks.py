@@ -52,7 +52,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.common import ROOT, SetupError, base_url, drop_database, free_port, recreate_database, run, stop  # noqa: E402
+from bench.common import (  # noqa: E402
+    ROOT,
+    SetupError,
+    base_url,
+    drop_database,
+    figure,
+    free_port,
+    main_with_figures,
+    recreate_database,
+    run,
+    stop,
+)
 
 # What one run of the one-step workflow sends, in order.
 RUN_EVENTS = ["run.pending", "run.running", "step.running", "step.completed", "run.completed"]
@@ -346,6 +357,7 @@ def report(records: list[dict], expected: int, hooks, *, since: float | None = N
         print(f"deliveries: {len(records)} in {elapsed:.1f}s from the first event = {len(records) / elapsed:.0f}/s")
         text, p95 = ms([r["at"] - when(b["timestamp"]) for r, b in zip(records, bodies, strict=True)])
         print(f"event created -> received: {text}  (target p95 < 2000 ms: {'met' if p95 < 2 else 'NOT met'})")
+        figure("webhooks: event created -> received, p95", "< 2000 ms", p95 * 1000, "ms")
     else:
         elapsed = last_arrival - since
         print(f"deliveries: {len(records)} in {elapsed:.1f}s after the worker resumed = {len(records) / elapsed:.0f}/s")
@@ -356,4 +368,4 @@ def report(records: list[dict], expected: int, hooks, *, since: float | None = N
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_figures(main))

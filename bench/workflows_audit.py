@@ -80,6 +80,8 @@ from common import (
     add_project_to_path,
     breakdown,
     django_setup,
+    figure,
+    main_with_figures,
     post_sequential,
     run,
     vacuum_analyze,
@@ -247,6 +249,7 @@ def report_timings(results: list[Result]) -> None:
     for r in results:
         failed = sum(r.failures.values())
         verdict = "meets target" if r.percentile(95) < VALIDATION_TARGET_MS else "MISSES target"
+        figure(f"validate: {r.name}, p95", f"< {VALIDATION_TARGET_MS:g} ms", r.percentile(95), "ms")
         print(
             f"{r.name:<58} {r.requests:>5} {failed:>6} {r.median:>10.2f} {r.percentile(95):>8.2f}"
             f"  < {VALIDATION_TARGET_MS:g} ms: {verdict}"
@@ -539,4 +542,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_figures(main))

@@ -13,9 +13,14 @@ from django.conf import settings  # noqa: E402
 
 # No persistent connections under ASGI: each request's sync code runs in a thread of its own, so a
 # connection kept for reuse would never be reused, only left open until garbage collection (measured:
-# 100 concurrent requests left 59 sessions open). Each request closes its connection when it ends.
+# 100 concurrent requests left 59 sessions open). Each request closes its connection when it ends:
+# on PostgreSQL it gives it back to a pool (DATABASE_POOL_SIZE) rather than ending the session, because
+# a new session per request cost more than the rest of an execute (docs/performance.md).
 for database in settings.DATABASES.values():
     database["CONN_MAX_AGE"] = 0
+    if database["ENGINE"] == "django.db.backends.postgresql" and settings.DATABASE_POOL_SIZE:
+        size = settings.DATABASE_POOL_SIZE
+        database["OPTIONS"]["pool"] = {"min_size": min(2, size), "max_size": size, "timeout": 10}
 
 from config.asgi_gate import RequestGate, outside_the_loop  # noqa: E402
 from core.schema import migrate_on_start  # noqa: E402 - needs the apps loaded

@@ -142,6 +142,10 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int(
         "DATABASE_CONNECT_TIMEOUT", 5, minimum=1
     )
+# The web process under ASGI keeps no connection per thread (config/asgi.py): it takes them from a
+# psycopg pool of this many per process instead of opening one per request (docs/performance.md has
+# the figures). 0: no pool. Other processes keep their persistent connections (DATABASE_CONN_MAX_AGE).
+DATABASE_POOL_SIZE = env_int("DATABASE_POOL_SIZE", 20, minimum=0, maximum=500)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL") or None
