@@ -1,7 +1,6 @@
 import json
 from collections.abc import Callable
 
-from django import forms
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
 from django.db import models
@@ -9,12 +8,15 @@ from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 from unfold.admin import ModelAdmin
 
-from agents import breaker, services
-from agents.api.circuit import CircuitBreakerConfigSerializer, circuit_states
+from agents import services
+from agents.admin_forms import AgentForm
+from agents.api.circuit import circuit_states
 from agents.api.serializers import mask_auth_config
 from agents.card import agent_check_health
 from agents.models import Agent
-from core.admin_mixins import ServiceErrorsAdminMixin
+from core.admin_columns import badge_column, moment_column
+from core.admin_display import status_badge
+from core.admin_mixins import AuditLinkAdminMixin, ServiceErrorsAdminMixin
 from core.roles import Role, has_role, user_role
 
 # Who uses an agent is known only to the layers above (workflows name agents by name): they register a
@@ -27,57 +29,26 @@ def register_used_by(source: Callable[[Agent], list[tuple[str, str]]]) -> None:
         USED_BY.append(source)
 
 
-class AgentForm(forms.ModelForm):
-    # Never shows the stored secret; needed when the URL moves to another origin, which drops it.
-    secret = forms.CharField(
-        label="New token / API key",
-        required=False,
-        strip=True,
-        widget=forms.PasswordInput(render_value=False),
-        help_text="Replaces the stored bearer token or API key. Empty keeps it, except that a URL "
-        "moved to another origin (scheme, host, port) needs it again.",
-    )
-
-    # No Meta: the admin builds the model part (its widgets, formfield_overrides, readonly fields).
-
-    def clean_circuit_breaker_config(self):
-        """The API's rules (bounds, known keys); missing keys take the defaults, empty means all defaults."""
-        value = self.cleaned_data.get("circuit_breaker_config")
-        if value is None:
-            return None
-        checked = CircuitBreakerConfigSerializer(data=value)
-        if not checked.is_valid():
-            errors = checked.errors
-            if not isinstance(errors, dict):
-                raise forms.ValidationError("Must be a JSON object.")
-            raise forms.ValidationError([f"{key}: {' '.join(map(str, messages))}" for key, messages in errors.items()])
-        return breaker.config_of(checked.validated_data)
-
-    def clean_secret(self):
-        secret = self.cleaned_data["secret"]
-        if secret and not services.REQUIRED_SECRET.get(self.instance.auth_type):
-            raise forms.ValidationError("This agent's auth type has no secret (set the auth type through the API).")
-        return secret
-
-
 @admin.register(Agent)
-class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
+class AgentAdmin(AuditLinkAdminMixin, ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
     """Saves and deletes go through the services, so the admin writes the audit trail too and
     deleting is the same soft delete as in the API."""
 
     list_display = (
         "name",
         "url",
-        "status",
+        "status_shown",
         "auth_type",
         "timeout_ms",
         "max_concurrency",
         "breaker_state",
-        "updated_at",
+        "updated_shown",
     )
     list_filter = ("status", "auth_type")
+    status_shown = badge_column("status")
+    updated_shown = moment_column("updated_at", "Updated")
     search_fields = ("name", "url", "description")
-    # Auth settings hold secrets and are validated as a whole: the API edits them, the admin shows them.
+    # Auth settings are edited by the form (agents/admin_forms.py, the secret write-only) and shown masked.
     readonly_fields = (
         "id",
         "created_at",
@@ -85,7 +56,6 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
         "deleted_at",
         "created_by",
         "updated_by",
-        "auth_type",
         "masked_auth_config",
         "circuit_state",
         "used_by",
@@ -125,7 +95,7 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
     @admin.display(description="Circuit breaker")
     def breaker_state(self, obj):
         view = getattr(obj, "circuit_view", None) or circuit_states([obj])[obj.pk]
-        return view["state"].replace("_", "-")
+        return status_badge(view["state"])
 
     @admin.display(description="Circuit breaker state")
     def circuit_state(self, obj):
@@ -143,21 +113,22 @@ class AgentAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
             parts.append(f"last error: {view['last_error']}")
         return "; ".join(parts)
 
-    @admin.display(description="Auth config")
+    @admin.display(description="Stored auth settings (secrets masked)")
     def masked_auth_config(self, obj):
         return mask_auth_config(obj.auth_config)
 
     def save_model(self, request, obj, form, change):
-        data = {field: form.cleaned_data[field] for field in form.changed_data if field in form.cleaned_data}
-        secret = data.pop("secret", "")
+        auth = {"auth_type", "header_name", "secret"}
         if change:
             current = Agent.objects.get(pk=obj.pk)
-            if secret:  # the other auth settings stay as stored (masked: the service keeps them)
-                key = services.REQUIRED_SECRET[current.auth_type]
-                data["auth_config"] = {**mask_auth_config(current.auth_config), key: secret}
+            data = {field: form.cleaned_data[field] for field in form.changed_data if field in form.cleaned_data}
+            data = {field: value for field, value in data.items() if field not in auth}
+            if form.auth_config is not None:  # a stored secret comes back as the mask: the service keeps it
+                data.update(auth_type=form.cleaned_data["auth_type"], auth_config=form.auth_config)
             saved = services.agent_update(agent=current, user=request.user, data=data)
         else:
-            fields = {name: value for name, value in form.cleaned_data.items() if name != "secret"}
+            fields = {name: value for name, value in form.cleaned_data.items() if name not in auth}
+            fields.update(auth_type=form.cleaned_data["auth_type"], auth_config=form.auth_config or {})
             saved = services.agent_create(user=request.user, data=fields)
         obj.pk, obj._state.adding = saved.pk, False
 

@@ -74,5 +74,7 @@ UNFOLD = {
     "BORDER_RADIUS": "6px",
     # Badges and times (core/admin_display.py); a callable, as static() needs the settings loaded.
     "STYLES": [lambda request: static("core/admin.css")],
+    # The index is the dashboard (dashboard/sections.py: its figures, each linked to its filtered list).
+    "DASHBOARD_CALLBACK": "dashboard.sections.dashboard_callback",
     "SIDEBAR": {"show_search": True, "show_all_applications": True, "navigation": NAVIGATION},
 }

@@ -76,6 +76,7 @@ INSTALLED_APPS = [
     "runs",
     "webhooks",
     "schedules",
+    "dashboard",
     "demo",
 ]
 

@@ -1,15 +1,19 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.urls import path
 from rest_framework_api_key.models import APIKey as LibraryApiKey
 from unfold.admin import ModelAdmin
 from unfold.forms import AdminPasswordChangeForm, UserChangeForm, UserCreationForm
 
 from audit.services import audit_record
-from core.admin_mixins import MASK, AuditedAdminMixin, ReadOnlyAdminMixin
+from core.admin_columns import moment_column
+from core.admin_display import status_badge
+from core.admin_keys import api_key_add_view, api_key_revoke_view, may_manage_keys
+from core.admin_mixins import MASK, AuditedAdminMixin, AuditLinkAdminMixin, ReadOnlyAdminMixin
 from core.models import ApiKey, OutboxMessage
 from core.services import api_key_revoke
 
@@ -19,13 +23,19 @@ if admin.site.is_registered(LibraryApiKey):
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(ModelAdmin):
-    """Read and revoke only: keys are created through the API or `manage.py create_api_key`,
-    which show the secret once. Revoking is one-way (the flag is not a field of the form) and keys are
+class ApiKeyAdmin(AuditLinkAdminMixin, ModelAdmin):
+    """Created (core/admin_keys.py: the raw key shown once), read and revoked, for the admin role, through
+    the services as in the API. Revoking is one-way (the flag is not a field of the form) and keys are
     never deleted, in the admin as in the API: the row stays for the record."""
 
-    list_display = ("name", "prefix", "user", "role", "created_at", "expiry_date", "last_used_at", "revoked")
+    list_display = ("name", "prefix", "user", "role", "created_shown", "expiry_shown", "used_shown", "state")
     list_filter = ("role", "revoked")
+    list_select_related = ("user",)
+    audit_resource_type = "api_key"
+    created_shown = moment_column("created_at", "Created")
+    expiry_shown = moment_column("expiry_date", "Expires")
+    used_shown = moment_column("last_used_at", "Last used")
+    change_form_outer_before_template = "admin/core/apikey/revoke_button.html"  # outside the page's form
     search_fields = ("name", "prefix", "user__username")
     readonly_fields = (
         "id",
@@ -43,17 +53,48 @@ class ApiKeyAdmin(ModelAdmin):
     exclude = ("hashed_key",)
     actions = ["revoke_keys"]
 
+    @admin.display(description="State", ordering="revoked")
+    def state(self, obj):
+        if obj.revoked:
+            return status_badge("revoked")
+        if obj.has_expired:
+            return status_badge("expired")
+        return status_badge("active")
+
+    def has_module_permission(self, request):
+        return may_manage_keys(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request, obj=None):
+        return may_manage_keys(request) and super().has_view_permission(request, obj)
+
     def has_add_permission(self, request):
-        return False
+        return may_manage_keys(request)
 
     def has_change_permission(self, request, obj=None):
-        return False  # the page shows the key; the revoke action is the one write
+        return False  # the page shows the key; revoking is the one write
+
+    def get_urls(self):
+        add = self.admin_site.admin_view(lambda request: api_key_add_view(self, request))
+        revoke = self.admin_site.admin_view(lambda request, object_id: api_key_revoke_view(self, request, object_id))
+        return [
+            path("add/", add, name="core_apikey_add"),
+            path("<path:object_id>/revoke/", revoke, name="core_apikey_revoke"),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        obj = self.get_object(request, object_id)
+        can_revoke = obj is not None and not obj.revoked and may_manage_keys(request)
+        return super().change_view(request, object_id, form_url, {**(extra_context or {}), "can_revoke": can_revoke})
 
     def has_delete_permission(self, request, obj=None):
         return False
 
     @admin.action(description="Revoke selected API keys")
     def revoke_keys(self, request, queryset):
+        if not may_manage_keys(request):
+            self.message_user(request, "Your role does not allow revoking keys.", messages.ERROR)
+            return
         keys = list(queryset.filter(revoked=False))
         for api_key in keys:
             api_key_revoke(api_key=api_key, user=request.user)
@@ -69,16 +110,23 @@ class OutboxMessageAdmin(ReadOnlyAdminMixin, ModelAdmin):
         "id",
         "topic",
         "key",
-        "created_at",
-        "sent_at",
+        "state",
+        "created_shown",
+        "sent_shown",
         "attempts",
-        "next_attempt_at",
-        "dead_at",
+        "next_shown",
         "last_error",
     )
+    created_shown = moment_column("created_at", "Created")
+    sent_shown = moment_column("sent_at", "Sent")
+    next_shown = moment_column("next_attempt_at", "Next attempt")
     list_filter = ("topic", ("sent_at", admin.EmptyFieldListFilter), ("dead_at", admin.EmptyFieldListFilter))
     search_fields = ("=key",)
     readonly_fields = [f.name for f in OutboxMessage._meta.fields]
+
+    @admin.display(description="State")
+    def state(self, obj):
+        return status_badge("dead" if obj.dead_at else "sent" if obj.sent_at else "pending")
 
 
 # Users and groups have no services of their own: the admin writes them, and audits each write.
@@ -89,7 +137,7 @@ for model in (User, Group):
 
 
 @admin.register(User)
-class UserAdmin(AuditedAdminMixin, auth_admin.UserAdmin, ModelAdmin):
+class UserAdmin(AuditLinkAdminMixin, AuditedAdminMixin, auth_admin.UserAdmin, ModelAdmin):
     # The theme's versions of the stock forms (same fields and checks, its widgets).
     form = UserChangeForm
     add_form = UserCreationForm
@@ -113,5 +161,5 @@ class UserAdmin(AuditedAdminMixin, auth_admin.UserAdmin, ModelAdmin):
 
 
 @admin.register(Group)
-class GroupAdmin(AuditedAdminMixin, auth_admin.GroupAdmin, ModelAdmin):
+class GroupAdmin(AuditLinkAdminMixin, AuditedAdminMixin, auth_admin.GroupAdmin, ModelAdmin):
     pass

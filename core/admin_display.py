@@ -10,11 +10,11 @@ from django.utils.safestring import SafeString
 
 # Every status of every model, by what an operator should read into it.
 TONES = {
-    "success": {"COMPLETED", "SUCCEEDED", "active", "closed", "healthy", "ok"},
+    "success": {"COMPLETED", "SUCCEEDED", "active", "closed", "healthy", "ok", "sent"},
     "danger": {"FAILED", "dead", "open", "unhealthy", "error"},
     "info": {"RUNNING", "SENDING", "half_open", "info"},
     "warning": {"PENDING", "RETRYING", "PAUSED", "INPUT_REQUIRED", "warning", "inactive"},
-    "neutral": {"CANCELLED", "SKIPPED", "deleted", "debug", "revoked"},
+    "neutral": {"CANCELLED", "SKIPPED", "deleted", "debug", "revoked", "expired"},
 }
 TONE_OF = {status.lower(): tone for tone, statuses in TONES.items() for status in statuses}
 
@@ -25,7 +25,7 @@ def tone(status) -> str:
 
 def status_badge(status) -> SafeString:
     if status in (None, ""):
-        return format_html('<span class="wf-empty">-</span>')
+        return format_html('<span class="wf-empty">{}</span>', "-")
     return format_html('<span class="wf-badge wf-tone-{}">{}</span>', tone(status), str(status).replace("_", " "))
 
 
@@ -48,7 +48,7 @@ def exact(moment: datetime) -> str:
 
 def moment_html(moment: datetime | None) -> SafeString:
     if moment is None:
-        return format_html('<span class="wf-empty">-</span>')
+        return format_html('<span class="wf-empty">{}</span>', "-")
     return format_html(
         '<time class="wf-time" datetime="{}" title="{}">{}</time> <span class="wf-ago">{}</span>',
         moment.isoformat(),

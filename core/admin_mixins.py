@@ -2,6 +2,8 @@ from django.contrib import messages
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.http import urlencode
 
 from audit.services import audit_record
 from core.errors import DomainError
@@ -20,6 +22,26 @@ class ReadOnlyAdminMixin:
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+def audit_list_url(resource_type: str, resource_id) -> str:
+    """The audit list filtered to one object (the trail names objects by type and id, not by key)."""
+    query = urlencode({"resource_type__exact": resource_type, "resource_id__exact": str(resource_id)})
+    return f"{reverse('admin:audit_auditevent_changelist')}?{query}"
+
+
+class AuditLinkAdminMixin:
+    """Every object page links "History / audit" to the audit events of that object (shown beside the
+    theme's History link by templates/admin/change_form_object_tools.html). `audit_resource_type` is the
+    name the services write (a webhook endpoint is "webhook"); by default the model's name."""
+
+    audit_resource_type: str | None = None
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.pk is not None:
+            kind = self.audit_resource_type or self.model._meta.model_name
+            context["audit_url"] = audit_list_url(kind, obj.pk)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
 
 class ServiceErrorsAdminMixin:

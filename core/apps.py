@@ -8,6 +8,7 @@ class CoreConfig(AppConfig):
     def ready(self):
         from django.core import checks
 
+        from core.admin_paging import headers_once
         from core.checks import encryption_key_check, secret_key_check
         from core.folders import local_folders_create
         from core.logs import celery_hook as celery_logs_hook
@@ -18,3 +19,4 @@ class CoreConfig(AppConfig):
         local_folders_create()
         celery_hook()  # each Celery worker process sets up its tracing (when OTEL_EXPORTER_OTLP_ENDPOINT is set)
         celery_logs_hook()  # LOG_FORMAT=json in the worker and beat too
+        headers_once()  # list pages: the theme's column headers worked out once per page, not per cell

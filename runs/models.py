@@ -159,6 +159,8 @@ class StepExecution(models.Model):
             models.Index(fields=["due_at"], condition=Q(status__in=ACTIVE_STEP), name="step_due_idx"),
             # The next loop iterations to start, and a block's children still active (cancel).
             models.Index(fields=["parent", "status", "iteration"], name="step_parent_status_idx"),
+            # The admin's step executions list, newest first (a first page reads 50 entries, sorts nothing).
+            models.Index(F("created_at").desc(), F("id").desc(), name="step_created_idx"),
         ]
 
     def __str__(self):

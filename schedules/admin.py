@@ -5,7 +5,8 @@ from django.utils import timezone
 from django.utils.html import format_html_join
 from unfold.admin import ModelAdmin
 
-from core.admin_mixins import ReadOnlyAdminMixin, ServiceErrorsAdminMixin
+from core.admin_columns import flag_badge, moment_column
+from core.admin_mixins import AuditLinkAdminMixin, ReadOnlyAdminMixin, ServiceErrorsAdminMixin
 from schedules import services
 from schedules.cron import cron_problem, next_times, timezone_problem
 from schedules.models import Schedule, ScheduleFire
@@ -14,12 +15,19 @@ EDITABLE = ("name", "workflow", "cron", "timezone", "input_data", "active")
 
 
 @admin.register(Schedule)
-class ScheduleAdmin(ServiceErrorsAdminMixin, ModelAdmin):
+class ScheduleAdmin(AuditLinkAdminMixin, ServiceErrorsAdminMixin, ModelAdmin):
     """Saves and deletes go through the services (checks, audit trail); the page shows the next due times."""
 
-    list_display = ("name", "workflow", "cron", "timezone", "active", "next_run_at", "last_run_at", "last_error")
+    list_display = ("name", "workflow", "cron", "timezone", "state", "next_shown", "last_shown", "last_error")
     list_filter = ("active", "timezone")
     list_select_related = ("workflow",)
+    next_shown = moment_column("next_run_at", "Next run")
+    last_shown = moment_column("last_run_at", "Last run")
+
+    @admin.display(description="Active", ordering="active")
+    def state(self, obj):
+        return flag_badge(obj.active, "active", "inactive")
+
     search_fields = ("name", "cron", "workflow__name")
     fields = (*EDITABLE, "upcoming", "next_run_at", "last_run_at", "last_run", "last_error", "id", "created_at")
     readonly_fields = ("upcoming", "next_run_at", "last_run_at", "last_run", "last_error", "id", "created_at")
@@ -64,7 +72,9 @@ class ScheduleAdmin(ServiceErrorsAdminMixin, ModelAdmin):
 class ScheduleFireAdmin(ReadOnlyAdminMixin, ModelAdmin):
     """Each due time that was started, with its run (or why none started)."""
 
-    list_display = ("schedule", "due_at", "fired_at", "run", "missed", "error")
-    list_select_related = ("schedule",)
+    list_display = ("schedule", "due_shown", "fired_shown", "run", "missed", "error")
+    list_select_related = ("schedule", "run")
+    due_shown = moment_column("due_at", "Due")
+    fired_shown = moment_column("fired_at", "Fired")
     search_fields = ("schedule__name", "=run__id")
     readonly_fields = [f.name for f in ScheduleFire._meta.fields]

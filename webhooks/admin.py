@@ -2,7 +2,8 @@ from django.contrib import admin, messages
 from django.db import models
 from unfold.admin import ModelAdmin, TabularInline
 
-from core.admin_mixins import ReadOnlyAdminMixin, ServiceErrorsAdminMixin
+from core.admin_columns import badge_column, duration_column, flag_badge, moment_column
+from core.admin_mixins import AuditLinkAdminMixin, ReadOnlyAdminMixin, ServiceErrorsAdminMixin
 from core.errors import DomainError
 from core.roles import Role, has_role, user_role
 from webhooks import services
@@ -34,13 +35,20 @@ class AdminRoleOnly:
 
 
 @admin.register(WebhookEndpoint)
-class WebhookEndpointAdmin(AdminRoleOnly, ServiceErrorsAdminMixin, ModelAdmin):
+class WebhookEndpointAdmin(AuditLinkAdminMixin, AdminRoleOnly, ServiceErrorsAdminMixin, ModelAdmin):
     """Saves, deletes and rotations go through the services (checks, audit trail); the secret is shown
     once, in the message after creating or rotating, and never on the page."""
 
-    list_display = ("url", "active", "event_types", "workflow_id", "updated_at")
+    list_display = ("url", "state", "event_types", "workflow_id", "updated_shown")
     list_filter = ("active",)
     search_fields = ("url", "description")
+    audit_resource_type = "webhook"  # the name its services write
+    updated_shown = moment_column("updated_at", "Updated")
+
+    @admin.display(description="Active", ordering="active")
+    def state(self, obj):
+        return flag_badge(obj.active, "active", "inactive")
+
     fields = (*EDITABLE, "disabled_reason", "id", "created_at", "updated_at", "created_by", "updated_by")
     readonly_fields = ("disabled_reason", "id", "created_at", "updated_at", "created_by", "updated_by")
     ordering = ("-created_at",)
@@ -83,19 +91,32 @@ class WebhookEndpointAdmin(AdminRoleOnly, ServiceErrorsAdminMixin, ModelAdmin):
 
 class AttemptInline(ReadOnlyAdminMixin, TabularInline):
     model = DeliveryAttempt
-    fields = ("number", "attempted_at", "status_code", "duration_ms", "error", "response_body")
+    fields = ("number", "attempted_shown", "status_code", "took", "error", "response_body")
     readonly_fields = fields
+    attempted_shown = moment_column("attempted_at", "Attempted")
+    took = duration_column("duration_ms", "Duration")
     ordering = ("number",)
     extra = 0
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(AdminRoleOnly, ReadOnlyAdminMixin, ModelAdmin):
+class DeliveryAdmin(AuditLinkAdminMixin, AdminRoleOnly, ReadOnlyAdminMixin, ModelAdmin):
     """What was sent where and how it went; redelivery goes through the same service as the API."""
 
-    list_display = ("id", "endpoint", "event_type", "status", "attempt_count", "last_status_code", "created_at")
+    list_display = (
+        "id",
+        "endpoint",
+        "event_type",
+        "status_shown",
+        "attempt_count",
+        "last_status_code",
+        "created_shown",
+    )
     list_filter = ("status", "event_type")
     list_select_related = ("endpoint",)
+    audit_resource_type = "webhook_delivery"
+    status_shown = badge_column("status")
+    created_shown = moment_column("created_at", "Created")
     search_fields = ("=id", "=run_id", "endpoint__url")
     date_hierarchy = "created_at"
     readonly_fields = [f.name for f in Delivery._meta.fields]

@@ -1,45 +1,40 @@
 import json
 
 from django.contrib import admin
-from django.template.loader import render_to_string
-from django.utils.html import format_html
+from django.shortcuts import redirect
+from django.urls import path, reverse
 from django.utils.safestring import mark_safe
 from simple_history.admin import SimpleHistoryAdmin
-from unfold.admin import ModelAdmin, TabularInline
+from unfold.admin import ModelAdmin
+from unfold.decorators import action
 
 from agents.admin import register_used_by
-from core.admin_mixins import ServiceErrorsAdminMixin
+from core.admin_columns import badge_column, moment_column
+from core.admin_mixins import AuditLinkAdminMixin, ServiceErrorsAdminMixin
 from core.errors import Conflict
+from core.roles import Role, has_role, user_role
 from workflows import services
+from workflows.admin_diff import version_diff_view, version_history
 from workflows.agent_usage import workflows_using
 from workflows.choices import WorkflowStatus
-from workflows.graph import definition_for_reading, step_rows, workflow_svg
-from workflows.models import Workflow, WorkflowVersion
+from workflows.graph import workflow_svg
+from workflows.models import Workflow
+from workflows.reading import definition_for_reading, legend, step_rows
 
 # The agents admin page's "Used by": the workflows naming the agent (agents cannot import workflows).
 register_used_by(workflows_using)
 
 
-class VersionInline(TabularInline):
-    model = WorkflowVersion
-    fields = ("version", "created_at", "created_by", "definition")
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    ordering = ("-version",)
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(Workflow)
-class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
+class WorkflowAdmin(AuditLinkAdminMixin, ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
     """Definitions are edited through the API (they are validated as a whole); the admin shows
     them, their versions and their history, deletes (softly, with an audit event) and reverts to an
     earlier state from the history: a new version through `workflow_update`, validated and audited."""
 
-    list_display = ("name", "version", "status", "updated_at", "updated_by")
+    list_display = ("name", "version", "status_shown", "updated_shown", "updated_by")
     list_filter = ("status",)
+    status_shown = badge_column("status")
+    updated_shown = moment_column("updated_at", "Updated")
     search_fields = ("name", "description")
     exclude = ("definition",)  # shown as the graph, the step table and the pretty JSON below
     readonly_fields = (
@@ -47,37 +42,75 @@ class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
         "name",
         "description",
         "version",
-        "status",
-        "graph",
-        "step_table",
-        "definition_pretty",
-        "created_at",
-        "updated_at",
-        "deleted_at",
+        "status_shown",
+        "created_shown",
+        "updated_shown",
+        "deleted_shown",
         "created_by",
         "updated_by",
     )
-    inlines = [VersionInline]
+    # Two to a row: the page's head stays short, the graph comes into view.
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    ("name", "status_shown"),
+                    "description",
+                    ("version", "id"),
+                    ("created_shown", "created_by"),
+                    ("updated_shown", "updated_by"),
+                    "deleted_shown",
+                )
+            },
+        ),
+    )
+    created_shown = moment_column("created_at", "Created")
+    deleted_shown = moment_column("deleted_at", "Deleted")
     history_list_display = ("version", "status")
+    # Below the fields: the graph, the step table and the definition (inside the page's form, which
+    # has nothing to save); after the form: the versions and the form comparing two (a form of its own).
+    change_form_after_template = "workflows/admin/workflow_sections.html"
+    change_form_outer_after_template = "workflows/admin/version_history.html"
+    actions_detail = ("execute_workflow",)
+
+    class Media:
+        css = {"all": ("workflows/workflow_admin.css",)}
 
     def has_add_permission(self, request):
         return False
 
-    @admin.display(description="Step graph")
-    def graph(self, obj):
-        # workflow_svg escapes every step id, name and label it writes, so its output is safe as is.
-        return mark_safe(  # noqa: S308
-            f'<div class="workflow-graph" style="overflow:auto;max-width:100%">{workflow_svg(obj.definition)}</div>'
-        )
+    def get_fieldsets(self, request, obj=None):
+        if obj is not None and getattr(obj, "deleted_at", None) is None:  # "Deleted: -" says nothing
+            fields = tuple(field for field in self.fieldsets[0][1]["fields"] if field != "deleted_shown")
+            return ((None, {"fields": fields}),)
+        return super().get_fieldsets(request, obj)
 
-    @admin.display(description="Steps")
-    def step_table(self, obj):
-        return render_to_string("workflows/admin/step_table.html", {"rows": step_rows(obj.definition)})
+    def get_urls(self):
+        diff = self.admin_site.admin_view(lambda request, object_id: version_diff_view(self, request, object_id))
+        return [path("<path:object_id>/diff/", diff, name="workflows_workflow_diff"), *super().get_urls()]
 
-    @admin.display(description="Definition")
-    def definition_pretty(self, obj):
-        text = json.dumps(definition_for_reading(obj.definition), indent=2, ensure_ascii=False)
-        return format_html('<pre class="workflow-definition" style="white-space:pre;overflow:auto">{}</pre>', text)
+    def has_execute_permission(self, request, object_id=None):
+        return has_role(user_role(request.user), Role.OPERATOR)  # as POST /workflows/{id}/execute
+
+    @action(description="Execute", url_path="execute", permissions=["execute"], icon="play_arrow")
+    def execute_workflow(self, request, object_id):
+        # The form is the runs' (runs/admin_execute.py): a run is what it creates.
+        return redirect(reverse("admin:runs_run_execute", args=[object_id]))
+
+    def workflow_page(self, workflow) -> dict:
+        """What the page's own sections show (workflows/templates/workflows/admin/)."""
+        definition = workflow.definition
+        return {
+            # workflow_svg escapes every step id, name and label it writes, so its output is safe as is.
+            "svg": mark_safe(workflow_svg(definition)),  # noqa: S308
+            "legend": legend(),
+            "rows": step_rows(definition),
+            "definition_json": json.dumps(definition_for_reading(definition), indent=2, ensure_ascii=False),
+            "history": version_history(workflow),
+            "versions": list(workflow.versions.order_by("-version").values_list("version", flat=True)),
+            "diff_url": reverse("admin:workflows_workflow_diff", args=[workflow.pk]),
+        }
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         # Every field is read-only: a Save button would promise an edit the page cannot make. Delete
@@ -89,6 +122,11 @@ class WorkflowAdmin(ServiceErrorsAdminMixin, SimpleHistoryAdmin, ModelAdmin):
             "show_save_and_add_another": False,
         }
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if isinstance(obj, Workflow):  # not the history's revert page, whose obj is a historical state
+            context["workflow_page"] = self.workflow_page(obj)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         return self.shown_as_message(request, super().history_form_view, object_id, version_id, extra_context)

@@ -57,14 +57,14 @@ class Edge:
     label: str = ""
 
 
-def _steps(definition) -> dict[str, dict]:
+def definition_steps(definition) -> dict[str, dict]:
     steps = definition.get("steps") if isinstance(definition, Mapping) else None
     if not isinstance(steps, Mapping):
         return {}
     return {str(key): step for key, step in steps.items() if isinstance(step, Mapping)}
 
 
-def _ids(value) -> list[str]:
+def step_ids(value) -> list[str]:
     return [str(item) for item in value if isinstance(item, str)] if isinstance(value, list) else []
 
 
@@ -82,7 +82,7 @@ def step_type(step: Mapping) -> str:
 
 def graph_edges(definition) -> list[Edge]:
     """Every arrow of the graph, in definition order; arrows to unknown steps are left out."""
-    steps = _steps(definition)
+    steps = definition_steps(definition)
     edges: list[Edge] = []
     for key, step in steps.items():
         kind = step_type(step)
@@ -91,16 +91,16 @@ def graph_edges(definition) -> list[Edge]:
                 if isinstance(step.get(field), str):
                     edges.append(Edge(key, step[field], label, label))
         elif kind == "parallel":
-            edges.extend(Edge(key, child, "parallel") for child in _ids(step.get("parallel_steps")))
+            edges.extend(Edge(key, child, "parallel") for child in step_ids(step.get("parallel_steps")))
         elif kind == "loop":
             config = step.get("loop_config") if isinstance(step.get("loop_config"), Mapping) else {}
-            _chain(edges, key, _ids(config.get("loop_body")), "body", "body")
+            _chain(edges, key, step_ids(config.get("loop_body")), "body", "body")
         elif kind == "fork_join":
             config = step.get("fork_join_config") if isinstance(step.get("fork_join_config"), Mapping) else {}
             branches = config.get("branches") if isinstance(config.get("branches"), Mapping) else {}
             for name, branch in sorted(branches.items()):  # by name: the stored JSON may reorder keys
                 steps_of = branch.get("steps") if isinstance(branch, Mapping) else None
-                _chain(edges, key, _ids(steps_of), "branch", str(name))
+                _chain(edges, key, step_ids(steps_of), "branch", str(name))
         if isinstance(step.get("next_step"), str):
             edges.append(Edge(key, step["next_step"], "next"))
     return [edge for edge in edges if edge.source in steps and edge.target in steps and edge.source != edge.target]
@@ -132,7 +132,7 @@ def graph_layers(definition, edges: list[Edge] | None = None) -> list[list[str]]
     """Steps by layer: a step sits one layer below the lowest of the steps pointing at it (longest
     path from start_step), and a block's next step below the block's insides. Within a layer, steps
     keep the order a walk from start_step meets them."""
-    steps = _steps(definition)
+    steps = definition_steps(definition)
     edges = graph_edges(definition) if edges is None else edges
     out: dict[str, list[str]] = {key: [] for key in steps}
     indegree = dict.fromkeys(steps, 0)
@@ -185,42 +185,6 @@ def graph_layers(definition, edges: list[Edge] | None = None) -> list[list[str]]
 def step_order(definition) -> list[str]:
     """Step ids in drawing order (layer by layer), whatever order the stored JSON keeps its keys in."""
     return [key for row in graph_layers(definition) for key in row]
-
-
-def step_rows(definition) -> list[dict[str, str]]:
-    """One row per step for the step table, in drawing order: id, type, agent and next step ("" when none)."""
-    steps, rows = _steps(definition), []
-    for key in step_order(definition):
-        step = steps[key]
-        agent = step.get("agent_name") if step_type(step) == "agent" else None
-        following = step.get("next_step")
-        rows.append(
-            {
-                "id": key,
-                "type": step_type(step),
-                "agent": str(agent) if agent else "",
-                "next": str(following) if following else "",
-            }
-        )
-    return rows
-
-
-def definition_for_reading(definition):
-    """The definition with its keys in reading order (the format's top-level order, steps in drawing
-    order, each step's id, type and agent first): the database's JSON keeps keys in its own order."""
-    if not isinstance(definition, Mapping):
-        return definition
-    top = ("name", "description", "start_step", "input_schema", "steps")
-    ordered = {key: definition[key] for key in top if key in definition}
-    ordered |= {key: value for key, value in definition.items() if key not in ordered}
-    steps = _steps(definition)
-    if steps and len(steps) == len(definition["steps"]):
-        first = ("id", "type", "agent_name", "next_step")
-        ordered["steps"] = {
-            key: {name: steps[key][name] for name in first if name in steps[key]} | dict(steps[key])
-            for key in step_order(definition)
-        }
-    return ordered
 
 
 def _cut(text: str) -> str:
@@ -293,7 +257,7 @@ def _markers() -> str:
 def workflow_svg(definition, statuses: Mapping[str, str] | None = None) -> str:
     """The step graph as an SVG document string (escaped, deterministic). `statuses` maps step ids to
     step statuses (COMPLETED, FAILED, ...) and colours those boxes by status instead of by type."""
-    steps = _steps(definition)
+    steps = definition_steps(definition)
     statuses = statuses or {}
     edges = graph_edges(definition)
     rows = graph_layers(definition, edges)

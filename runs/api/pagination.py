@@ -36,4 +36,3 @@ class RunPagination(PageNumberPagination):
             created_after=values.get("created_after"),
             created_before=values.get("created_before"),
         )
-

@@ -11,7 +11,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext, override_settings
 
+from agents.models import Agent
+from audit.models import AuditEvent
 from core.roles import Role
+from tests.agents.test_agent_origin import admin_form
 from tests.factories import AgentFactory
 from tests.runs.helpers import chain
 from tests.runs.test_admin import login
@@ -47,7 +50,8 @@ def test_check_health_shows_the_card_and_latency_for_a_viewer():
         before = page(viewer, agent)
         assert 'name="_check_health"' in before and 'id="health-result"' not in before
         shown = page(viewer, agent, check_health=1)
-    assert 'id="health-result"' in shown and "<strong>healthy</strong>" in shown
+    assert 'id="health-result"' in shown and '<span class="wf-badge wf-tone-success">healthy</span>' in shown
+    assert "<strong>Echo</strong> 1.0.0 &middot; skills: Echo" in shown
     assert re.search(r"[\d.]+ ms", shown) and "HTTP 200" in shown
     assert f"{server.url}/.well-known/agent-card.json" in shown
     card = re.search(r'<pre id="health-card">(.*?)</pre>', shown, re.S)[1]
@@ -59,8 +63,8 @@ def test_check_health_shows_the_error_of_an_unhealthy_agent():
     staff = login("boss", superuser=True)
     agent = AgentFactory(url="http://127.0.0.1:1/")
     shown = page(staff, agent, check_health=1)
-    assert "<strong>unhealthy</strong>" in shown
-    assert re.search(r'<p class="errornote" id="health-error">Could not reach http://127.0.0.1:1/', shown)
+    assert '<span class="wf-badge wf-tone-danger">unhealthy</span>' in shown
+    assert re.search(r'<p class="wf-error-box" id="health-error">Could not reach http://127.0.0.1:1/', shown)
     assert 'id="health-card"' not in shown
 
 
@@ -140,3 +144,45 @@ def test_the_list_page_makes_a_fixed_number_of_queries(django_assert_max_num_que
         response = staff.get("/admin/agents/agent/")
     assert response.status_code == 200
     assert response.content.decode().count('name="_selected_action"') == 33
+
+
+def test_auth_settings_are_editable_and_the_secret_write_only():
+    """bearer -> apikey with its header, through the service (audited, secrets masked); the page never
+    shows a stored secret, not even in the password input."""
+    staff = login("boss", superuser=True)
+    agent = AgentFactory(url="http://127.0.0.1:9001/", auth_type="bearer", auth_config={"token": "tok-1"})
+    change = f"/admin/agents/agent/{agent.id}/change/"
+    html = staff.get(change).content.decode()
+    assert "tok-1" not in html and 'name="secret"' in html and 'name="auth_type"' in html
+
+    switched = admin_form(staff, agent, auth_type="apikey", secret="key-2", header_name="X-Agent-Key")
+    assert staff.post(change, switched).status_code == 302
+    agent = Agent.objects.get(pk=agent.pk)
+    assert (agent.auth_type, agent.auth_config) == ("apikey", {"key": "key-2", "header_name": "X-Agent-Key"})
+    event = AuditEvent.objects.filter(action="agent.update").latest("created_at")
+    assert "key-2" not in str(event.changes) and event.user == "boss"
+    html = staff.get(change).content.decode()
+    assert "key-2" not in html and "X-Agent-Key" in html  # the header name is no secret
+
+    kept = admin_form(staff, agent, header_name="X-Other")  # no new key: the stored one stays
+    assert staff.post(change, kept).status_code == 302
+    agent.refresh_from_db()
+    assert agent.auth_config == {"key": "key-2", "header_name": "X-Other"}
+
+    to_none = admin_form(staff, agent, auth_type="none")
+    assert staff.post(change, to_none).status_code == 302
+    agent.refresh_from_db()
+    assert (agent.auth_type, agent.auth_config) == ("none", {})
+
+
+def test_auth_errors_are_shown_on_their_fields():
+    staff = login("boss", superuser=True)
+    agent = AgentFactory(url="http://127.0.0.1:9001/")
+    change = f"/admin/agents/agent/{agent.id}/change/"
+    needs_token = staff.post(change, admin_form(staff, agent, auth_type="bearer"))
+    assert needs_token.status_code == 200
+    assert needs_token.context["adminform"].form.errors["secret"] == ["Required when auth_type is 'bearer'."]
+    no_secret = staff.post(change, admin_form(staff, agent, secret="stray"))
+    assert no_secret.context["adminform"].form.errors["secret"] == ["This auth type has no secret."]
+    agent.refresh_from_db()
+    assert (agent.auth_type, agent.auth_config) == ("none", {})

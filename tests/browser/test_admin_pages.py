@@ -54,14 +54,14 @@ def test_a_failed_run_is_retried_from_its_page(failed_run, page):
     assert page.locator("#run-actions").is_visible()
     assert page.get_by_text("boom").first.is_visible()  # the error is on the page
     shot(page, "run-failed")
-    page.click("input[name=_retry]")
+    page.click("[name=_retry]")
     page.wait_for_url(f"{page.base}/admin/runs/run/{failed_run.pk}/change/")
     assert page.get_by_text("Run retried.").is_visible()
     assert page.get_by_text(re.compile(r"^\s*pending\s*$", re.IGNORECASE)).first.is_visible()
     shot(page, "run-retried")
     status, attempt = in_thread(lambda: Run.objects.values_list("status", "attempt").get(pk=failed_run.pk))
     assert (status, attempt) == (RunStatus.PENDING, 2)
-    assert page.locator("input[name=_retry]").count() == 0  # no longer retryable, so no button
+    assert page.locator("[name=_retry]").count() == 0  # no longer retryable, so no button
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 """Layers point one way: core (with audit beside it) <- agents <- workflows <- runs <- webhooks
-(schedules beside it) <- demo <- config.
+(schedules beside it) <- dashboard <- demo <- config.
 
 Every module's imports are parsed (those inside functions too: a deferred import is still a dependency),
 and a module may import only from its own layer or lower ones. Within the code, module-level imports
@@ -20,8 +20,9 @@ LAYERS = {
     "runs": 3,
     "webhooks": 4,
     "schedules": 4,
-    "demo": 5,
-    "config": 6,
+    "dashboard": 5,
+    "demo": 6,
+    "config": 7,
 }
 
 

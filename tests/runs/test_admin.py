@@ -77,7 +77,7 @@ def test_a_viewer_in_the_admin_cannot_cancel():
     assert response.status_code in (200, 403)
 
 
-def test_a_run_page_lists_its_top_level_steps_and_the_steps_page_the_rest():
+def test_a_run_page_draws_every_scope_in_its_timeline_and_links_the_steps_list():
     from django.contrib.auth import get_user_model
     from django.test import Client
 
@@ -90,6 +90,8 @@ def test_a_run_page_lists_its_top_level_steps_and_the_steps_page_the_rest():
     client = Client()
     client.login(username="ops", password="pw-123456-long")
     page = client.get(f"/admin/runs/run/{run.id}/change/").content.decode()
-    assert page.count(" field-step_type ") == 2  # the loop and the step after it, not 30 iterations
+    # The loop, its 30 iterations, their 2 body steps each, the step after it: a timeline row each.
+    assert page.count('class="wf-tl-line wf-tl-row') == 1 + 30 + 60 + 1
+    assert f"/admin/runs/stepexecution/?run__id__exact={run.id}" in page
     listing = client.get(f"/admin/runs/stepexecution/?run__id__exact={run.id}&step_type__exact=iteration")
     assert listing.status_code == 200 and listing.context_data["cl"].result_count == 30

@@ -13,6 +13,7 @@ class _FormReader(HTMLParser):
         self._select: str | None = None
         self._option: str | None = None
         self._option_selected = False
+        self._option_has_value = False
         self._textarea: str | None = None
         self._text: list[str] = []
 
@@ -40,6 +41,7 @@ class _FormReader(HTMLParser):
             self.data.setdefault(name, [])
         elif tag == "option" and self._select:
             self._option = attrs.get("value", "")
+            self._option_has_value = "value" in attrs  # a browser sends value="" as "", not the text
             self._option_selected = "selected" in attrs
             self._text = []
         elif tag == "textarea" and name:
@@ -54,7 +56,7 @@ class _FormReader(HTMLParser):
             self.inside, self.done = False, True
         elif tag == "option" and self._option is not None:
             if self._option_selected:
-                self._add(self._select, self._option or "".join(self._text).strip())
+                self._add(self._select, self._option if self._option_has_value else "".join(self._text).strip())
             self._option = None
         elif tag == "select":
             self._select = None

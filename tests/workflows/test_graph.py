@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from tests.factories import AgentFactory
 from workflows.graph import STATUS_COLOURS, graph_layers, step_order, workflow_svg
@@ -167,33 +165,63 @@ def test_two_hundred_steps_draw_fast():
         assert len(boxes(parsed(svg))) == 200
 
 
+def section(html: str, element_id: str) -> str:
+    start = html.index(f'id="{element_id}"')
+    return html[start : html.index("</section>", start)]
+
+
 @pytest.mark.django_db
-def test_the_admin_page_shows_the_graph_the_step_table_and_the_pretty_definition():
-    get_user_model().objects.create_superuser("boss", "", "pw-123456-long")
-    client = Client()
-    assert client.login(username="boss", password="pw-123456-long")
+def test_the_admin_page_shows_the_graph_the_step_table_and_the_pretty_definition(staff):
     for name in ("demo-word_count", "demo-uppercase", "demo-echo"):
         AgentFactory(name=name)
     definition = json.loads((Path(settings.BASE_DIR) / "examples" / "mixed.json").read_text())
     definition["steps"]["short-note"]["input_mapping"]["note"] = "<script>alert(1)</script>"
     workflow = workflow_create(user=None, definition=definition)
-    page = client.get(f"/admin/workflows/workflow/{workflow.pk}/change/")
+    page = staff.get(f"/admin/workflows/workflow/{workflow.pk}/change/")
     assert page.status_code == 200
     html = page.content.decode()
     assert "<script>alert(1)</script>" not in html
-    start = html.index("<svg", html.index('class="workflow-graph"'))
-    svg = html[start : html.index("</svg>", start) + len("</svg>")]
+    graph = section(html, "workflow-graph")
+    svg = graph[graph.index("<svg") : graph.index("</svg>") + len("</svg>")]
     assert set(boxes(parsed(svg))) == set(definition["steps"])
-    table = html[html.index('<table class="workflow-steps">') : html.index("</table>", html.index("workflow-steps"))]
-    assert "<td><code>count</code></td><td>agent</td><td>demo-word_count</td><td><code>per-word</code></td>" in table
-    assert "<td><code>per-word</code></td><td>loop</td><td>—</td>" in table
-    # Rows in drawing order, though the database keeps the step keys in an order of its own.
-    assert re.findall(r"<tr><td><code>([^<]+)</code>", table) == step_order(definition)
+    legend = section(html, "workflow-graph")[graph.index('id="workflow-graph-legend"') :]
+    for name in ("agent", "parallel", "conditional", "loop", "fork_join", "loop body", "fork-join branch", "if true"):
+        assert f"</i>{name}</span>" in legend
+    table = section(html, "workflow-steps")
+    rows = dict(re.findall(r'<tr data-step="([^"]+)">(.*?)</tr>', table, re.S))
+    assert list(rows) == step_order(definition)  # drawing order, whatever order the database keeps
     assert step_order(definition)[:3] == ["count", "per-word", "both-ways"]
-    pre = html[html.index('<pre class="workflow-definition"') : html.index("</pre>")]
+    cells = [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r"<td>(.*?)</td>", rows["count"], re.S)]
+    assert cells == ["count", "agent", "demo-word_count", "—", "per-word"]
+    cells = [re.sub(r"<[^>]+>", "|", cell) for cell in re.findall(r"<td>(.*?)</td>", rows["per-word"], re.S)]
+    assert cells[1:3] == ["|loop|", "—"]
+    assert cells[3] == "for each item of ${count.output.words}: both-ways|parallel, on error stop"
+    assert "branch echo: echo-all|branch upper: upper-all|join: any" in re.sub(r"<[^>]+>", "|", rows["summaries"])
+    assert "if ${count.output.count} &gt;= 3 and exists(${per-word.output})|then summaries, else short-note" in (
+        re.sub(r"<[^>]+>", "|", rows["many-words"])
+    )
+    assert "runs shout-word, echo-word at once" in rows["both-ways"]
+    # The definition: collapsed at first (a <details>), escaped, indented, keys in reading order.
+    shown_part = section(html, "workflow-definition")
+    assert "<details>" in shown_part and "<details open" not in shown_part
+    pre = shown_part[shown_part.index('<pre class="wf-json workflow-definition"') : shown_part.index("</pre>")]
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in pre
     shown = json.loads(unescape(pre[pre.index(">") + 1 :]))
     assert shown == Workflow.objects.get(pk=workflow.pk).definition
     assert list(shown)[:3] == ["name", "description", "start_step"]
     assert list(shown["steps"]) == step_order(definition) and list(shown["steps"]["done"])[:2] == ["id", "type"]
     assert '\n  "start_step": "count",\n' in unescape(pre)  # indented by 2
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_every_examples_page_draws_its_graph_and_lists_every_step(staff, path):
+    definition = json.loads(path.read_text())
+    for name in {step["agent_name"] for step in definition["steps"].values() if step.get("agent_name")}:
+        AgentFactory(name=name)
+    workflow = workflow_create(user=None, definition=definition)
+    html = staff.get(f"/admin/workflows/workflow/{workflow.pk}/change/").content.decode()
+    graph = section(html, "workflow-graph")
+    root = parsed(graph[graph.index("<svg") : graph.index("</svg>") + len("</svg>")])
+    assert set(boxes(root)) == set(definition["steps"])
+    assert set(re.findall(r'<tr data-step="([^"]+)">', section(html, "workflow-steps"))) == set(definition["steps"])
