@@ -32,7 +32,9 @@ from bench.common import (  # noqa: E402
     add_load_arguments,
     admin_connect,
     check,
+    figure,
     load,
+    main_with_figures,
     start_gunicorn,
     wait_for_health,
 )
@@ -166,6 +168,9 @@ def report(rows: list, runs: int) -> int:
         ok = exact and not result.failures and result.percentile(99) <= TARGET_P99_MS
         missed += not ok
         verdict = "met" if ok else ("WRONG TOTAL" if not exact else "missed")
+        figure(
+            f"runs list at {runs:,}: {result.name} p99", f"<= {TARGET_P99_MS:g} ms", result.percentile(99), "ms", met=ok
+        )
         print(
             f"{result.name:<{width}} {total if total is not None else '-':>10} {result.median:>8.1f} "
             f"{result.percentile(95):>8.1f} {result.percentile(99):>8.1f} {result.rps:>7.1f}  {verdict}"
@@ -212,4 +217,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main_with_figures(main))
