@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from django.db import connection
 
-from runs.counts import ALL_WORKFLOWS
+from runs.counts import ALL_WORKFLOWS, hour_ceil
 
 HOURS_SQL = """
 SELECT start, status, SUM(n) FROM (
@@ -22,11 +22,6 @@ SELECT start, status, SUM(n) FROM (
 """
 # The runs of [start, end) by status: a window's first, partial hour.
 EDGE_SQL = "SELECT status, COUNT(*) FROM runs_run WHERE created_at >= %s AND created_at < %s GROUP BY status"
-
-
-def hour_ceil(moment: datetime) -> datetime:
-    floor = moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    return floor if floor == moment else floor + timedelta(hours=1)
 
 
 def counted_by_hour(week: datetime, day: datetime) -> tuple[dict, dict]:

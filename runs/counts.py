@@ -83,12 +83,12 @@ def run_counts_rebuild() -> int:
         return int(cursor.fetchone()[0])
 
 
-def _hour_floor(when: datetime) -> datetime:
+def hour_floor(when: datetime) -> datetime:
     return when.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _hour_ceil(when: datetime) -> datetime:
-    floor = _hour_floor(when)
+def hour_ceil(when: datetime) -> datetime:
+    floor = hour_floor(when)
     return floor if floor == when else floor + timedelta(hours=1)
 
 
@@ -115,7 +115,7 @@ def run_total(
     low, high = created_after or LOWEST, created_before or HIGHEST
     if low >= high:
         return 0
-    h0, h1 = _hour_ceil(low), _hour_floor(high)
+    h0, h1 = hour_ceil(low), hour_floor(high)
     if h0 >= h1:  # inside one hour: nothing whole to take from the counters
         h0 = h1 = high
     d0, d1 = _day_ceil(h0), _day_floor(h1)
