@@ -69,6 +69,7 @@ BENCHMARKS = [
     Benchmark("admin", [], []),
     Benchmark("admin_dashboard", [], []),
     Benchmark("admin_run_page", [], []),
+    Benchmark("graph", [], []),
 ]
 
 
