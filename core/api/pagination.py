@@ -4,6 +4,7 @@ from rest_framework.pagination import BasePagination
 from rest_framework.response import Response
 
 from core.api.exceptions import UnprocessableEntity
+from core.api.totals import versioned_count
 
 
 def _int_param(request, name: str, default: int, minimum: int, maximum: int | None, errors: dict) -> int:
@@ -60,7 +61,10 @@ class PageNumberPagination(BasePagination):
         return [by_pk[key] for key in keys if key in by_pk]
 
     def count(self, queryset, request, view) -> int:
-        """The exact `total`; a list with a faster exact source (runs: counters) overrides it."""
+        """The exact `total`; a list with a faster exact source (runs: counters) overrides it, and a
+        view over a versioned table (`versioned_total = True`, core/api/totals.py) reuses its counts."""
+        if getattr(view, "versioned_total", False):
+            return versioned_count(queryset)
         return queryset.count()
 
     def get_paginated_response(self, data):

@@ -2,6 +2,7 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import Client
 
 from agents.breaker import DEFAULT_CONFIG
@@ -253,8 +254,10 @@ def test_list_query_count_does_not_grow_with_rows(viewer, django_assert_max_num_
     with django_assert_max_num_queries(2 + breakers):  # key lookup, page (a short first page needs no COUNT)
         assert viewer.get(URL).json()["total"] == 5
     AgentFactory.create_batch(60)
-    with django_assert_max_num_queries(3 + breakers):  # key lookup, page, COUNT
+    version = 1 if connection.vendor == "postgresql" else 0  # the table's version (core/api/totals.py)
+    with django_assert_max_num_queries(3 + version + breakers):  # key lookup, page, version, COUNT
         assert viewer.get(URL, {"page_size": 50}).json()["total"] == 65
+    # PostgreSQL: key lookup, version, page (the same filters' total is kept); elsewhere key, COUNT, page
     with django_assert_max_num_queries(3 + breakers):
         assert len(viewer.get(URL, {"page": 2, "page_size": 50}).json()["items"]) == 15
 

@@ -78,6 +78,7 @@ class WorkflowViewSet(SoftDeleteViewSet):
     queryset = Workflow.objects.all()
     serializer_class = WorkflowSerializer
     filterset_class = WorkflowFilterSet
+    versioned_total = True  # a trigger versions the table: totals are reused while it is unchanged
     action_roles = {"versions": Role.VIEWER, "version": Role.VIEWER, "validate": Role.VIEWER}
 
     def get_serializer_class(self):
