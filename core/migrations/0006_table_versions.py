@@ -4,6 +4,8 @@
 
 from django.db import migrations
 
+from core.migration_ops import postgresql_only
+
 CREATE_SQL = """
 CREATE TABLE core_tableversion (table_name varchar(63) PRIMARY KEY, version uuid NOT NULL);
 CREATE FUNCTION core_table_version_bump() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -19,15 +21,7 @@ DROP TABLE IF EXISTS core_tableversion;
 """
 
 
-def on_postgresql(sql):
-    def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.execute(sql)
-
-    return run
-
-
 class Migration(migrations.Migration):
     dependencies = [("core", "0005_outbox_trace_context")]
 
-    operations = [migrations.RunPython(on_postgresql(CREATE_SQL), on_postgresql(DROP_SQL))]
+    operations = [postgresql_only(CREATE_SQL, DROP_SQL)]
