@@ -1,6 +1,7 @@
 """The step graph picture: every example workflow (one per step type) draws as well-formed SVG naming
 every step, with the arrows of its type; user text is escaped; statuses colour the boxes; big graphs
-draw fast; the workflow's admin page shows the graph, the step table and the pretty definition."""
+draw every box (their speed is bench/graph.py's); the workflow's admin page shows the graph, the step
+table and the pretty definition."""
 
 import json
 import re
