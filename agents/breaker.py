@@ -137,6 +137,19 @@ def record(circuit: dict, config: dict, ticket: Ticket, failed: bool | None, now
     return circuit
 
 
+def successes_record(circuit: dict, config: dict, generation: int, count: int, now: float) -> dict:
+    """The circuit after `count` successful calls admitted in `generation` while it was closed (a
+    bridge writes its successes in bulk: agents.breaker_calls)."""
+    circuit = {**circuit, "calls_total": circuit["calls_total"] + count}
+    if not config["enabled"]:
+        return _closed(circuit) if circuit["state"] != CLOSED else circuit
+    if generation != circuit["generation"] or circuit["state"] != CLOSED:
+        return circuit  # admitted before the last change: they say nothing about the state now
+    circuit["buckets"] = _counted(circuit["buckets"], config, now, False, calls=count)
+    circuit["consecutive_failures"] = 0
+    return circuit
+
+
 def window_counts(circuit: dict, config: dict, now: float) -> tuple[int, int]:
     """(calls, failures) within the window."""
     start = now - config["window_size_seconds"]
@@ -164,15 +177,15 @@ def _width(config: dict) -> float:
     return max(1.0, config["window_size_seconds"] / WINDOW_BUCKETS)
 
 
-def _counted(buckets: list, config: dict, now: float, failed: bool) -> list:
+def _counted(buckets: list, config: dict, now: float, failed: bool, calls: int = 1) -> list:
     width = _width(config)
     start = math.floor(now / width) * width
     kept = [list(bucket) for bucket in buckets if bucket[0] + width > now - config["window_size_seconds"]]
     if kept and kept[-1][0] == start:
-        kept[-1][1] += 1
+        kept[-1][1] += calls
         kept[-1][2] += int(failed)
     else:
-        kept.append([start, 1, int(failed)])
+        kept.append([start, calls, int(failed)])
     return kept
 
 

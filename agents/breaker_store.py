@@ -96,8 +96,14 @@ def circuit_admit(key: str, config: dict, now: float, lease_seconds: float):
     return store().change(key, lambda circuit: breaker.admit(circuit, config, now, key, lease_seconds))
 
 
-def circuit_record(ticket, config: dict, failed: bool | None, now: float, error: str | None) -> dict:
+def circuit_record(
+    ticket, config: dict, failed: bool | None, now: float, error: str | None, earlier: dict | None = None
+) -> dict:
+    """Records how a call ended, after `earlier` ({generation: count} of successes not written yet)."""
+
     def step(circuit):
+        for generation, count in (earlier or {}).items():
+            circuit = breaker.successes_record(circuit, config, generation, count, now)
         changed = breaker.record(circuit, config, ticket, failed, now, error)
         return changed, changed
 
@@ -105,6 +111,17 @@ def circuit_record(ticket, config: dict, failed: bool | None, now: float, error:
     if after["state"] == breaker.OPEN and after["opened_at"] == now:
         log.warning("circuit breaker of agent %s opened: %s", ticket.key, error)
     return after
+
+
+def circuit_successes(key: str, config: dict, successes: dict, now: float) -> dict:
+    """Writes successes in bulk: {generation: count} of calls admitted while the circuit was closed."""
+
+    def step(circuit):
+        for generation, count in successes.items():
+            circuit = breaker.successes_record(circuit, config, generation, count, now)
+        return circuit, circuit
+
+    return store().change(key, step)
 
 
 def circuit_release(ticket) -> None:

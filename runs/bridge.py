@@ -38,7 +38,7 @@ from core import kafka, tracing
 from core.db import connections_refresh, transient
 from core.logs import log_context
 from runs import messages
-from runs.abandon import Abandon, bridge_log
+from runs.abandon import Abandon
 from runs.choices import LogLevel, StepStatus
 from runs.follow import Follow, Followers
 from runs.gates import AgentGates, Gate
@@ -218,15 +218,17 @@ def to_follow(task: dict, prepared: Prepared, result: CallResult) -> Follow:
     )
 
 
-def call_log(task: dict, result: CallResult, agent_url: str | None, at) -> None:
+def call_log(task: dict, result: CallResult, agent_url: str | None, at) -> dict:
+    """The bridge's run log entry of a call, sent with its result: the executor writes it in the
+    transaction that records the result (one write fewer per call here, and never one without the other)."""
     if result.needs_input:
         message, level = f"Agent '{task.get('agent_name')}' asks for input ({result.state})", LogLevel.INFO
     elif result.ok:
         message, level = f"Agent '{task.get('agent_name')}' answered in {result.duration_ms} ms", LogLevel.INFO
     else:
         message, level = f"Agent '{task.get('agent_name')}' call failed: {result.error}", LogLevel.ERROR
-    data = {"attempts": result.attempts, "duration_ms": result.duration_ms, "url": agent_url}
-    bridge_log(task, message, data, level, at=at)
+    data = {"task_id": task.get("task_id"), "attempts": result.attempts, "duration_ms": result.duration_ms}
+    return {"message": message, "level": level, "data": {**data, "url": agent_url}, "timestamp": at.isoformat()}
 
 
 def too_large(message: dict, exc: Exception) -> dict:
@@ -361,7 +363,7 @@ class Bridge:
         if answer is None:
             return False
         log.info("task %s was answered already; the answer is sent again", task.get("task_id"))
-        await self.publish(answer)
+        await self.publish({k: v for k, v in answer.items() if k != messages.CALL_LOG})  # the call was logged once
         published.append(True)
         return True
 
@@ -453,17 +455,12 @@ class Bridge:
             self.waiting -= 1
 
     async def finish(self, task: dict, result: CallResult, prepared: Prepared, published: list, at=None) -> None:
-        if prepared.known:
-            # Logged before the result goes out and stamped when the answer came (`at`), so the run's
-            # log has it before what the executor does with the result.
-            url = prepared.call.url if prepared.call else None
-            try:
-                await asyncio.get_running_loop().run_in_executor(
-                    self.db, retrying, call_log, task, result, url, at or timezone.now()
-                )
-            except Exception:  # noqa: BLE001 - the answer still goes out: the log must not cost the result
-                log.exception("could not log the call of task %s", task.get("task_id"))
         message = result_message(task, result)
+        if prepared.known:
+            # Stamped when the answer came (`at`), so the run's log has it before what the executor
+            # does with the result.
+            url = prepared.call.url if prepared.call else None
+            message[messages.CALL_LOG] = call_log(task, result, url, at or timezone.now())
         await self.publish(message)
         published.append(True)
         self.recent.keep(answer_key(task), message)
@@ -574,6 +571,7 @@ class Bridge:
                     break
             if tasks:
                 await asyncio.wait(tasks, timeout=30)  # let calls in flight finish and publish
+            await self.breakers.successes_write()  # the calls' outcomes not written yet
             await loop.run_in_executor(self.poller, self.poll)  # last commit
         self.consumer.close()
         log.info("bridge stopped")

@@ -9,6 +9,7 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +22,7 @@ from core import kafka, tracing
 from core.db import connections_refresh, storable, transient
 from core.logs import log_context, log_note
 from core.outbox import outbox_relay
+from runs import messages
 from runs.choices import (
     ACTIVE_RUN,
     ACTIVE_STEP,
@@ -32,6 +34,7 @@ from runs.choices import (
     StepStatus,
 )
 from runs.decider import Decider
+from runs.metrics import counters_batched
 from runs.models import StepExecution
 from runs.resend import inflight_resend
 from runs.services import run_log, run_transition, steps_cancel
@@ -100,6 +103,7 @@ def agent_result_handle(message: dict) -> None:
         return
     tracing.annotate({"step.id": execution.step_id, "agent.name": execution.agent_name})
     log_note(step_id=execution.step_id)
+    call_log_write(run, execution, message.get(messages.CALL_LOG))
     # A paused run records its steps' results too; the Decider holds what would follow (runs/pause.py).
     if execution.status != StepStatus.RUNNING or run.status not in RECORDING_RUN:
         run_log(
@@ -112,6 +116,21 @@ def agent_result_handle(message: dict) -> None:
         )
         return
     Decider(run).result_record(execution, message)
+
+
+def call_log_write(run, execution: StepExecution, entry) -> None:
+    """The bridge's log entry of the call, which came with its result (runs/bridge.py call_log)."""
+    if not isinstance(entry, dict):
+        return  # an older bridge logged the call itself
+    try:
+        at = datetime.fromisoformat(str(entry.get("timestamp")))
+        at = at if at.tzinfo else at.replace(tzinfo=UTC)
+    except ValueError:
+        at = None
+    level = entry.get("level") if entry.get("level") in LogLevel.values else LogLevel.INFO
+    data = entry.get("data") if isinstance(entry.get("data"), dict) else {}
+    message = storable(str(entry.get("message") or "Agent call"))
+    run_log(run, message, source=LogSource.BRIDGE, level=level, step_id=execution.step_id, data=storable(data), at=at)
 
 
 def overdue_handle(sent: list, limit: int = 100) -> int:
@@ -254,6 +273,10 @@ class Executor:
 
     def poll_once(self, timeout_ms: int = 1000) -> int:
         batches = self.consumer.poll(timeout_ms=timeout_ms, max_records=200)
+        with counters_batched():  # the engine metrics of the whole batch in one pass
+            return self.batch_handle(batches)
+
+    def batch_handle(self, batches: dict) -> int:
         handled, to_send, offsets = 0, [], {}
         # A batch must not outlast the poll interval, or the group drops this executor and hands its
         # partitions (and this batch) to another: measured under load, 200 results took longer than

@@ -10,6 +10,9 @@ from core import kafka
 from core.formats import iso_datetime
 
 RUN_EVENT = "workflow"  # the step_id of run-level monitoring updates
+# An agent result's optional {message, level, data, timestamp}: the bridge's log entry of the call,
+# written by the executor with the result (runs/bridge.py call_log).
+CALL_LOG = "call_log"
 
 
 def execution_request(run) -> dict:

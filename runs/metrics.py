@@ -16,6 +16,8 @@ A scrape's answer is kept in the shared cache for ENGINE_METRICS_CACHE_SECONDS, 
 """
 
 import bisect
+import contextlib
+import contextvars
 import hashlib
 import logging
 import socket
@@ -47,6 +49,8 @@ FINISHED_STEP = (StepStatus.COMPLETED, StepStatus.FAILED)
 STEP_STATUSES = [str(status) for status in STEP_EVENT_TYPES]  # those with events (not PENDING)
 
 _agents_seen: dict[str, float] = {}  # digest -> when this process last made sure the registry has it
+# Inside counters_batched(): the deltas of the block's commits, added to the store once at its end.
+_batch: contextvars.ContextVar[tuple[Counter, dict] | None] = contextvars.ContextVar("metrics_batch", default=None)
 
 
 # --- counting, in the process that commits the change ---------------------------------------------------
@@ -79,8 +83,28 @@ def events_count(events) -> None:
         transaction.on_commit(lambda: counters_add(deltas, agents))
 
 
+@contextlib.contextmanager
+def counters_batched():
+    """The counts of every commit in the block go to the store in one pass at its end: the executor
+    handles a poll's messages in one, so a result costs no store round trip of its own (measured: the
+    file cache's read-and-write per counter was a tenth of the executor's time)."""
+    batch: tuple[Counter, dict] = (Counter(), {})
+    token = _batch.set(batch)
+    try:
+        yield
+    finally:
+        _batch.reset(token)
+        if batch[0]:
+            counters_add(*batch)
+
+
 def counters_add(deltas: Counter, agents: dict[str, str] | None = None) -> None:
     """Adds to the shared counters; never raises (a metric must not fail the change it counts)."""
+    batch = _batch.get()
+    if batch is not None:
+        batch[0].update(deltas)
+        batch[1].update(agents or {})
+        return
     try:
         for key, amount in deltas.items():
             name = COUNTER_PREFIX + key

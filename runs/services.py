@@ -47,9 +47,19 @@ def run_logs_collect():
 
 
 def run_log(
-    run: Run, message: str, *, source: str, level: str = LogLevel.INFO, step_id: str | None = None, data=None
+    run: Run,
+    message: str,
+    *,
+    source: str,
+    level: str = LogLevel.INFO,
+    step_id: str | None = None,
+    data=None,
+    at=None,
 ) -> RunLog:
+    """One entry of the run's log, stamped `at` (when what it tells happened; default now)."""
     entry = RunLog(run=run, message=message, source=source, level=level, step_id=step_id, data=data or {})
+    if at is not None:
+        entry.timestamp = at
     buffer = _log_buffer.get()
     if buffer is None:
         entry.save()

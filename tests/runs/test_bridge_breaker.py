@@ -98,6 +98,7 @@ def test_it_opens_then_tasks_wait_without_a_slot_for_the_trial_that_closes_it(se
             flaky.failing = False  # recovered, but nobody calls it before its timeout
             published.clear()
             await process_all(bridge, [task_for("flaky", i) for i in range(2, 5)] + [task_for("other", 0)])
+            await bridge.breakers.successes_write()  # as the bridge does on its way out
 
         asyncio.run(both())
     assert [m["status"] for m in seen["first"]] == ["FAILURE", "FAILURE"]

@@ -53,8 +53,11 @@ def step_of(task: dict) -> StepExecution:
     return StepExecution.objects.get(correlation_id=task["correlation_id"])
 
 
-def bridge_messages(run) -> list[str]:
-    return list(RunLog.objects.filter(run=run, source="bridge").order_by("timestamp").values_list("message", flat=True))
+def bridge_messages(run, published=()) -> list[str]:
+    """The bridge's log entries of the run: those it wrote, then those it sent with its results (the
+    executor writes them with the result; here no executor takes them)."""
+    written = RunLog.objects.filter(run=run, source="bridge").order_by("timestamp").values_list("message", flat=True)
+    return [*written, *(m["call_log"]["message"] for _, _, m in published if "call_log" in m)]
 
 
 def cancel_messages(run) -> list[dict]:
@@ -97,7 +100,7 @@ def test_a_followed_task_gives_its_slot_up_and_completes(settings, monkeypatch):
     message_id = thinker.sent[0]["params"]["message"]["messageId"]
     step = step_of(task)
     assert step.agent_task_id == result["agent_task_id"] and step.agent_context_id == result["agent_context_id"]
-    logs = bridge_messages(run)
+    logs = bridge_messages(run, published)
     assert logs[0] == f"Agent 'thinker' answered with task '{step.agent_task_id}' (working); following it (polling)"
     assert logs[-1].startswith("Agent 'thinker' answered in ")
     assert_nothing_left(bridge, 2)
@@ -163,7 +166,7 @@ def test_cancelling_the_run_stops_following_and_cancels_the_agents_task(monkeypa
         asyncio.run(_one(other, cancel, 0))
         assert len(thinker.cancels) == 2 and other_published == []
     assert published == []
-    logs = bridge_messages(run)
+    logs = bridge_messages(run, published)
     assert "Agent 'thinker' call abandoned: step cancelled" in logs
     assert f"Agent 'thinker' task '{agent_task_id}' cancelled (step no longer running)" in logs
     assert f"Agent 'thinker' task '{agent_task_id}' cancelled (Run cancelled)" in logs
@@ -188,7 +191,7 @@ def test_a_task_still_working_at_the_deadline_fails_naming_its_state_and_is_canc
     assert result["status"] == "FAILURE" and at < 2
     assert f"Agent task '{agent_task_id}' was still 'working' at the step's deadline" in result["error_message"]
     assert result["agent_task_id"] == agent_task_id
-    logs = bridge_messages(run)
+    logs = bridge_messages(run, published)
     assert any(m.startswith("Agent 'thinker' call failed: Agent task") for m in logs)
     assert any(m.startswith(f"Agent 'thinker' task '{agent_task_id}' cancelled (Agent task") for m in logs)
     assert_nothing_left(bridge, 1)
@@ -237,7 +240,7 @@ def test_input_required_is_reported_and_the_reply_continues_the_same_task(monkey
     _, _, done = published[1]
     assert done["task_id"] == "task-s1-reply" and done["status"] == "SUCCESS"
     assert done["output_data"]["reply"] == ["blue"]
-    assert "Agent 'thinker' asks for input (input-required)" in bridge_messages(run)
+    assert "Agent 'thinker' asks for input (input-required)" in bridge_messages(run, published)
     assert_nothing_left(bridge, 2)
 
 

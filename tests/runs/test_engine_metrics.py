@@ -187,3 +187,38 @@ def test_the_dashboard_queries_only_metrics_that_exist(anon, fresh_reads):
     used = {name for expr in exprs for name in re.findall(r"\b((?:wfplatform|django)_[a-z0-9_]+)", expr)}
     assert used and not used - emitted, used - emitted
     assert {"wfplatform_runs", "wfplatform_step_duration_seconds_bucket", "wfplatform_kafka_consumer_lag"} <= used
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_of_messages_adds_its_counts_to_the_store_in_one_pass(anon, fresh_reads, monkeypatch):
+    """The executor handles a poll's messages inside counters_batched(): before, each commit read and
+    wrote every counter it moved in the store (a tenth of the executor's time with the file cache)."""
+    runs = [
+        run_execute(
+            workflow=workflow_with_agents(f"batched{i}", name=f"batched{i}"), input_data={"text": "x"}, user=None
+        )
+        for i in range(3)
+    ]
+    dispatched = [tasks(start(run))[0] for run in runs]
+    before = scrape(anon)
+    added = []
+    real = metrics.cache.incr
+
+    def incr(key, delta=1):
+        total = real(key, delta)  # raises for a counter's first time (then it is added and incremented)
+        added.append(key)
+        return total
+
+    monkeypatch.setattr(metrics.cache, "incr", incr)
+    with metrics.counters_batched():
+        for task in dispatched:
+            result(task, {"text": "done"})
+        assert added == []  # nothing yet: the batch goes in one pass at its end
+    # Once per counter moved: the run and step COMPLETED counts, and per agent its bucket, sum and count
+    # (each commit alone would have moved the first two once per run).
+    assert len(added) == len(set(added)) == 2 + 3 * 3
+    after = scrape(anon)
+    name = "wfplatform_run_status_changes_total"
+    assert value(after, name, status="COMPLETED") == value(before, name, status="COMPLETED") + 3
+    count = "wfplatform_step_duration_seconds_count"
+    assert all(value(after, count, agent=f"batched{i}") == 1 for i in range(3))
