@@ -13,10 +13,13 @@ from runs.plan import SLOT_TYPES, enclosing_scopes
 class Outputs(Mapping):
     """{step_id: output} of the completed steps visible from `scope` (its own and every enclosing one)."""
 
-    def __init__(self, run, scope: str):
+    def __init__(self, run, scope: str, known: dict | None = None):
+        """`known`: {step_id: output} of steps completed in `scope` itself in the run's current attempt,
+        which the caller has in hand: what a lookup would find (the innermost scope comes first, and
+        a step completes at most once per scope and attempt), without the query."""
         self.run = run
         self.scopes = enclosing_scopes(scope)
-        self.found: dict[str, tuple[bool, object, str]] = {}
+        self.found: dict[str, tuple[bool, object, str]] = {k: (True, v, "") for k, v in (known or {}).items()}
 
     def _look(self, step_id: str) -> tuple[bool, object, str]:
         if step_id not in self.found:
@@ -76,9 +79,9 @@ class ReferenceContext:
     """`input`, `outputs` and `loop` for the resolver. The run's input is read only when a reference
     asks for it: it can be large (a loop's collection) and most loop body steps never need it."""
 
-    def __init__(self, run, scope: str, loop: dict | None):
+    def __init__(self, run, scope: str, loop: dict | None, known: dict | None = None):
         self.run = run
-        self.outputs = Outputs(run, scope)
+        self.outputs = Outputs(run, scope, known)
         self.loop = loop
 
     @cached_property
@@ -86,5 +89,5 @@ class ReferenceContext:
         return self.run.input_data
 
 
-def reference_context(run, scope: str, loop: dict | None) -> ReferenceContext:
-    return ReferenceContext(run, scope, loop)
+def reference_context(run, scope: str, loop: dict | None, known: dict | None = None) -> ReferenceContext:
+    return ReferenceContext(run, scope, loop, known)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_delay, retry_policy
-from core.db import storable
+from core.db import storable, the_one, the_row
 from core.outbox import outbox_enqueue
 from runs import messages
 from runs.blocks import Blocks
@@ -60,7 +60,7 @@ SOURCE = LogSource.EXECUTOR
 
 
 def live_agent(name: str) -> Agent | None:
-    return Agent.objects.live().filter(name=name).first()
+    return the_one(Agent.objects.live().filter(name=name))  # names are unique among live agents
 
 
 class Decider(Blocks):
@@ -83,10 +83,12 @@ class Decider(Blocks):
             self.run_finish(self.walk_chain(self.plan.start, scope="", parent=None))
 
     def result_record(self, execution: StepExecution, result: dict) -> None:
-        row = execution
-        while row is not None:  # the holders the caller loaded with it (select_related)
-            self.remember(row)
-            row = row.parent if StepExecution.parent.is_cached(row) else None
+        self.remember(execution)
+        if execution.parent_id is not None:  # the rows it runs in (an iteration and its loop), in one read
+            holder = the_one(StepExecution.objects.select_related("parent").filter(pk=execution.parent_id))
+            for row in (holder, holder.parent if holder is not None else None):
+                if row is not None:
+                    self.remember(row)
         agent_task_remember(execution, result)
         if stale_answer(execution, result):
             run_log(
@@ -164,7 +166,7 @@ class Decider(Blocks):
         if row_id is None:
             return None
         if fresh or row_id not in self.by_id:
-            found = StepExecution.objects.filter(pk=row_id).first()
+            found = the_one(StepExecution.objects.filter(pk=row_id))
             if found is None:
                 return None
             self.by_id[row_id] = found
@@ -176,7 +178,9 @@ class Decider(Blocks):
         if key not in self.by_place and scope in self.new_scopes:
             self.by_place[key] = None
         if key not in self.by_place:
-            found = self.run.steps.filter(scope=scope, step_id=step_id).order_by("-attempt", "-try_number").first()
+            where = '"run_id" = %s AND "scope" = %s AND "step_id" = %s'
+            newest = 'ORDER BY "attempt" DESC, "try_number" DESC LIMIT 1'
+            found = the_row(StepExecution, where, [self.run.pk, scope, step_id], tail=newest)
             self.by_place[key] = found
             if found is not None:
                 self.by_id[found.id] = found
@@ -316,7 +320,16 @@ class Decider(Blocks):
                 loop = loop_context(current, self.row(current.parent_id))
                 break
             current = self.row(current.parent_id)
-        return reference_context(self.run, scope, loop)
+        known = {
+            step_id: row.output_data
+            for (row_scope, step_id), row in self.by_place.items()
+            if row_scope == scope
+            and row is not None
+            and row.status == StepStatus.COMPLETED
+            and row.attempt == self.run.attempt
+            and row.step_type not in SLOT_TYPES
+        }
+        return reference_context(self.run, scope, loop, known)
 
     # -- agent steps -----------------------------------------------------------------------------
 

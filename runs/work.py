@@ -6,6 +6,7 @@ import uuid
 
 from django.db import transaction
 
+from core.db import for_update, the_row
 from core.models import OutboxMessage
 from core.outbox import outbox_collect
 from runs.events import events_collect, events_flush
@@ -33,4 +34,4 @@ def locked_run(run_id) -> Run | None:
     except ValueError:
         return None
     # The input and output can be large (a loop's collection); read only when a reference asks.
-    return Run.objects.select_for_update().defer("input_data", "output_data").filter(pk=run_id).first()
+    return the_row(Run, '"id" = %s', [run_id], omit=("input_data", "output_data"), tail=for_update())
