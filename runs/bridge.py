@@ -24,18 +24,17 @@ from datetime import UTC, datetime
 import httpx
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
-from django.db.models import Subquery
 from django.utils import timezone
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from agents.a2a import AgentCall, CallResult, Message, call_agent, message_id_of
 from agents.breaker_calls import CircuitBreakers
 from agents.card import auth_headers
-from agents.choices import AgentStatus
+from agents.choices import LIVE_STATUSES, AgentStatus
 from agents.models import Agent
 from agents.policy import retry_policy
 from core import kafka, tracing
-from core.db import connections_refresh, transient
+from core.db import connections_refresh, the_row, transient
 from core.logs import log_context
 from runs import messages
 from runs.abandon import Abandon
@@ -47,6 +46,14 @@ from runs.recent import RecentAnswers
 
 log = logging.getLogger(__name__)
 DB_TRIES = 10  # about 13 s of backoff in all
+
+
+STEP_COLUMNS = {"step_status": "status", "step_task": "agent_task_id", "step_context": "agent_context_id"}
+STEP_SELECT = "".join(
+    f', (SELECT "{column}" FROM "runs_stepexecution" WHERE "correlation_id" = %s LIMIT 1) AS "{name}"'  # noqa: S608 - fixed names
+    for name, column in STEP_COLUMNS.items()
+)
+LIVE_AGENT = '"name" = %s AND "status" IN (' + ", ".join(["%s"] * len(LIVE_STATUSES)) + ")"
 
 
 def _step_status(correlation_id) -> str | None:
@@ -85,17 +92,9 @@ def task_prepare(task: dict) -> Prepared:
     correlation_id = task.get("correlation_id")
     name = task.get("agent_name") or ""
     # One round trip: the agent, and the step's status as our executor recorded it (if it knows the task).
-    rows = StepExecution.objects.filter(correlation_id=correlation_id)
-    agent = (
-        Agent.objects.live()
-        .filter(name=name)
-        .annotate(
-            step_status=Subquery(rows.values("status")[:1]),
-            step_task=Subquery(rows.values("agent_task_id")[:1]),
-            step_context=Subquery(rows.values("agent_context_id")[:1]),
-        )
-        .first()
-    )
+    # The SQL is built once (as the ORM, 4 ms a task, from poll to call, in the bench).
+    params = [str(correlation_id)] * len(STEP_COLUMNS) + [name, *LIVE_STATUSES]
+    agent = the_row(Agent, LIVE_AGENT, params, extra=STEP_SELECT)
     step = agent.step_status if agent is not None else _step_status(correlation_id)
     known = step is not None
     if known and step != StepStatus.RUNNING:
