@@ -5,7 +5,7 @@ import threading
 import time
 import uuid
 
-from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection
+from django.db import DatabaseError, InterfaceError, OperationalError, close_old_connections, connection, models
 
 _last = threading.local()
 
@@ -64,3 +64,40 @@ def the_row(model, where: str, params: list, *, omit: tuple[str, ...] = (), tail
 def for_update() -> str:
     """The row-lock clause of this database (SQLite has none: it locks the whole database on write)."""
     return "FOR UPDATE" if connection.features.has_select_for_update else ""
+
+
+INSERT_CHUNK = 1000  # rows per INSERT: far below PostgreSQL's 65,535 parameters for the engine's tables
+
+
+@functools.cache
+def _insert(model, rows: int) -> tuple[list, str]:
+    quote = connection.ops.quote_name
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    columns = ", ".join(quote(f.column) for f in fields)
+    values = ", ".join([row] * rows)
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    return fields, f"INSERT INTO {table} ({columns}) VALUES {values} RETURNING {pk}"  # noqa: S608 - names from the model
+
+
+def rows_insert(objs: list) -> list:
+    """`bulk_create(objs)` for the engine's hot path (run logs, events, outbox rows: models with an
+    auto-increment key), with the SQL built once per row count: the ORM's bulk_create spent about
+    0.5 ms of CPU on each of them per message, mostly compiling (measured in-process). Elsewhere
+    than PostgreSQL, and for other keys, it is bulk_create."""
+    if not objs:
+        return objs
+    model = type(objs[0])
+    if connection.vendor != "postgresql" or not isinstance(model._meta.pk, models.AutoField | models.BigAutoField):
+        model._default_manager.bulk_create(objs)
+        return objs
+    with connection.cursor() as cursor:
+        for start in range(0, len(objs), INSERT_CHUNK):
+            chunk = objs[start : start + INSERT_CHUNK]
+            fields, sql = _insert(model, len(chunk))
+            params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in fields]
+            cursor.execute(sql, params)
+            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                obj.pk = pk
+                obj._state.adding, obj._state.db = False, connection.alias
+    return objs

@@ -11,6 +11,7 @@ import contextvars
 from collections.abc import Callable
 
 from core.collect import collecting
+from core.db import rows_insert
 from runs.choices import RunStatus, StepStatus
 from runs.models import Event
 from runs.representations import run_data, step_data
@@ -46,7 +47,7 @@ def events_collect():
 def events_flush(pending: list) -> list[Event]:
     events = [item() if callable(item) else item for item in pending]
     if events:
-        Event.objects.bulk_create(events)
+        rows_insert(events)
         for sink in _sinks:
             sink(events)
     return events

@@ -6,11 +6,10 @@ import uuid
 
 from django.db import transaction
 
-from core.db import for_update, the_row
-from core.models import OutboxMessage
+from core.db import for_update, rows_insert, the_row
 from core.outbox import outbox_collect
 from runs.events import events_collect, events_flush
-from runs.models import Run, RunLog
+from runs.models import Run
 from runs.services import run_logs_collect
 
 
@@ -21,9 +20,9 @@ def unit_of_work(sent: list):
     with outbox_collect() as collected, run_logs_collect() as logs, events_collect() as events:
         with transaction.atomic():
             yield
-            RunLog.objects.bulk_create(logs)
+            rows_insert(logs)
             events_flush(events)  # before the outbox: a sink may queue messages of its own
-            OutboxMessage.objects.bulk_create(collected)
+            rows_insert(collected)
     sent.extend(collected)
 
 
