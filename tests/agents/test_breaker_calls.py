@@ -15,19 +15,11 @@ from agents import breaker, breaker_calls, breaker_store
 from agents.breaker_calls import CircuitBreakers
 from agents.breaker_store import store
 from tests.factories import AgentFactory
+from tests.runs.test_bridge_breaker import shared  # noqa: F401 - a fixture: each store in turn
 
 pytestmark = pytest.mark.django_db(transaction=True)
 CONFIG = {"failure_threshold": 2, "timeout_seconds": 30, "half_open_max_calls": 1}
 HTTP_503 = "Agent returned HTTP 503: down"
-
-
-@pytest.fixture(params=["redis", "database"])
-def shared(request, settings):
-    if request.param == "redis" and not settings.REDIS_URL:
-        pytest.skip("REDIS_URL is not set")
-    if request.param == "database":
-        settings.REDIS_URL = None
-    return request.param
 
 
 @pytest.fixture
@@ -67,7 +59,8 @@ async def call(breakers: CircuitBreakers, agent, error: str | None = None):
     return ticket
 
 
-def test_many_successes_take_one_read_and_one_write(shared, counted):
+@pytest.mark.usefixtures("shared")
+def test_many_successes_take_one_read_and_one_write(counted):
     agent = AgentFactory(name="fine", circuit_breaker_config=CONFIG)
     breakers = CircuitBreakers(ThreadPoolExecutor(2))
 
@@ -85,7 +78,8 @@ def test_many_successes_take_one_read_and_one_write(shared, counted):
     assert sum(bucket[1] for bucket in stored["buckets"]) == 50  # in the window: the failure rate counts them
 
 
-def test_a_failure_goes_at_once_with_the_successes_before_it(shared, counted):
+@pytest.mark.usefixtures("shared")
+def test_a_failure_goes_at_once_with_the_successes_before_it(counted):
     agent = AgentFactory(name="flaky", circuit_breaker_config=CONFIG)
     breakers = CircuitBreakers(ThreadPoolExecutor(2))
 
@@ -104,7 +98,8 @@ def test_a_failure_goes_at_once_with_the_successes_before_it(shared, counted):
     assert circuit(agent)["calls_total"] == 5
 
 
-def test_another_bridge_sees_the_breaker_open_within_the_keep_time(shared):
+@pytest.mark.usefixtures("shared")
+def test_another_bridge_sees_the_breaker_open_within_the_keep_time():
     agent = AgentFactory(name="down", circuit_breaker_config=CONFIG)
     first, second = CircuitBreakers(ThreadPoolExecutor(2)), CircuitBreakers(ThreadPoolExecutor(2))
 
