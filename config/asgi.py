@@ -1,13 +1,17 @@
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 from core.checks import serve_checks_run  # noqa: E402
 
 serve_checks_run()  # refuses to serve without SECRET_KEY or FIELD_ENCRYPTION_KEY (core.E001, E002), first of all
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
+
+from config.asgi_handler import SyncChainASGIHandler  # noqa: E402
+
+django_application = SyncChainASGIHandler()  # the middleware chain in one thread hop (config/asgi_handler.py)
 
 from django.conf import settings  # noqa: E402
 

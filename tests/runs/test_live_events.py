@@ -8,10 +8,10 @@ import time
 import httpx
 import pytest
 import uvicorn
-from django.core.asgi import get_asgi_application
 from django.db import connection, transaction
 
 from config.asgi_gate import RequestGate
+from config.asgi_handler import SyncChainASGIHandler
 from core.roles import Role
 from runs.models import Event
 from runs.services import run_cancel, run_execute
@@ -30,7 +30,7 @@ def server(settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    application = RequestGate(get_asgi_application())  # as config/asgi.py serves it
+    application = RequestGate(SyncChainASGIHandler())  # as config/asgi.py serves it
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     config.timeout_graceful_shutdown = 1
     instance = uvicorn.Server(config)
