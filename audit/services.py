@@ -7,6 +7,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from core.db import rows_insert
 from core.middleware import current_context
 
 PURGE_BATCH = 5_000
@@ -17,7 +18,7 @@ def audit_record(
 ) -> AuditEvent:
     context = current_context()
     username = user.get_username() if user is not None and user.is_authenticated else ""
-    return AuditEvent.objects.create(
+    event = AuditEvent(
         user=username,
         api_key_prefix=context.api_key_prefix or "",
         action=action,
@@ -28,6 +29,8 @@ def audit_record(
         request_id="" if context.request_id == "-" else context.request_id,
         ip=context.ip,
     )
+    rows_insert([event])  # an insert, as save() would make: audit events are append-only
+    return event
 
 
 def diff(before: dict, after: dict) -> dict:

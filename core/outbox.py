@@ -20,6 +20,7 @@ from kafka.errors import MessageSizeTooLargeError
 
 from core import kafka, tracing
 from core.collect import collecting
+from core.db import rows_insert
 from core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:
     if not notify:
         collected.append(message)
         return message
-    message.save()
+    rows_insert([message])
     if not _notify_pending():
         transaction.on_commit(_notify_worker)
     return message

@@ -10,6 +10,7 @@ from jsonschema import Draft202012Validator
 
 from audit.services import audit_record
 from core.collect import collecting
+from core.db import rows_insert
 from core.errors import Conflict, FieldError, InvalidInput
 from core.outbox import outbox_enqueue
 from runs import messages
@@ -62,7 +63,7 @@ def run_log(
         entry.timestamp = at
     buffer = _log_buffer.get()
     if buffer is None:
-        entry.save()
+        rows_insert([entry])
     else:
         buffer.append(entry)
     return entry
@@ -161,7 +162,7 @@ def run_execute(*, workflow: Workflow, input_data: dict, user, triggered_by: str
     agents_ready_check(workflow.definition, workflow_name=workflow.name)
     run_input_check(workflow, input_data)
     with transaction.atomic():
-        run = Run.objects.create(
+        run = Run(
             workflow=workflow,
             workflow_name=workflow.name,
             workflow_version=workflow.version,
@@ -170,6 +171,7 @@ def run_execute(*, workflow: Workflow, input_data: dict, user, triggered_by: str
             triggered_by=_username(user) if triggered_by is None else triggered_by,
             lease_expires_at=lease_until(),
         )
+        rows_insert([run])  # the SQL built once: an execute's inserts were a third of its CPU
         run_log(run, f"Run created from {workflow.name!r} version {workflow.version}", source=LogSource.API)
         run_event(run)  # run.pending
         audit_record(
