@@ -15,6 +15,7 @@ Top-down calls return an Outcome and never call upward; upward calls start only 
 Block types live in runs/blocks.py.
 """
 
+import copy
 import secrets
 from datetime import timedelta
 
@@ -26,6 +27,7 @@ from agents.models import Agent
 from agents.policy import retry_delay, retry_policy
 from core.db import storable, the_one, the_row
 from core.outbox import outbox_enqueue
+from core.versions import kept
 from runs import messages
 from runs.blocks import Blocks
 from runs.choices import (
@@ -60,7 +62,10 @@ SOURCE = LogSource.EXECUTOR
 
 
 def live_agent(name: str) -> Agent | None:
-    return the_one(Agent.objects.live().filter(name=name))  # names are unique among live agents
+    """The live agent of that name (names are unique among them): kept per process while the agents
+    table is unchanged (core/versions.py), a copy for each caller."""
+    agent = kept("agents_agent", ("live", name), lambda: the_one(Agent.objects.live().filter(name=name)))
+    return copy.copy(agent) if agent is not None else None
 
 
 class Decider(Blocks):

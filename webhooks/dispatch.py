@@ -25,6 +25,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from audit.services import audit_record
+from core.versions import kept
 from webhooks import sender
 from webhooks.choices import OPEN_DELIVERY, PING, RETRY_JITTER, RETRY_SCHEDULE, DeliveryStatus
 from webhooks.matching import subscribed
@@ -46,9 +47,13 @@ POLL_SECONDS = 0.2
 GATHER_SECONDS = 0.01
 
 
+def active_endpoints() -> list[WebhookEndpoint]:
+    return list(WebhookEndpoint.objects.live().filter(active=True).only("id", "event_types", "workflow_id"))
+
+
 def deliveries_create(events) -> None:
     """The event sink: runs inside the transaction that inserted `events`."""
-    endpoints = list(WebhookEndpoint.objects.live().filter(active=True).only("id", "event_types", "workflow_id"))
+    endpoints = kept("webhooks_webhookendpoint", "active", active_endpoints)
     if not endpoints:
         return
     now = timezone.now()

@@ -9,6 +9,7 @@ from agents.choices import AgentStatus
 from agents.models import Agent
 from audit.services import audit_record, diff
 from core.errors import Conflict, FieldError, InvalidInput
+from core.versions import kept
 from workflows.choices import DEFINITION_FIELDS, WorkflowStatus
 from workflows.definition.plan import plan_from_definition
 from workflows.definition.validation import validate_definition
@@ -23,11 +24,16 @@ def agent_statuses(definition) -> dict[str, str]:
         for step in (steps.values() if isinstance(steps, dict) else [])
         if isinstance(step, dict) and isinstance(step.get("agent_name"), str)
     }
-    statuses: dict[str, str] = {}
-    for name, status in Agent.objects.filter(name__in=names).values_list("name", "status"):
-        if statuses.get(name) in (None, AgentStatus.DELETED):
-            statuses[name] = status
-    return statuses
+
+    def read() -> dict[str, str]:
+        statuses: dict[str, str] = {}
+        for name, status in Agent.objects.filter(name__in=names).values_list("name", "status"):
+            if statuses.get(name) in (None, AgentStatus.DELETED):
+                statuses[name] = status
+        return statuses
+
+    # Kept per process while the agents table is unchanged (core/versions.py): every execute asks.
+    return dict(kept("agents_agent", ("statuses", frozenset(names)), read))
 
 
 def definition_check(definition) -> dict:

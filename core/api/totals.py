@@ -17,17 +17,12 @@ from collections import OrderedDict
 
 from django.db import connections
 
+from core.versions import table_version
+
 KEEP = 512  # totals per process (filter combinations x versions); the least recently used go first
 _lock = threading.Lock()
 _totals: OrderedDict = OrderedDict()
 _TABLES = re.compile(r'\b(?:FROM|JOIN)\s+"([^"]+)"')
-
-
-def _version(using: str, table: str) -> str | None:
-    with connections[using].cursor() as cursor:
-        cursor.execute("SELECT version FROM core_tableversion WHERE table_name = %s", [table])
-        row = cursor.fetchone()
-    return str(row[0]) if row else None
 
 
 def versioned_count(queryset) -> int:
@@ -39,7 +34,7 @@ def versioned_count(queryset) -> int:
     sql, params = queryset.query.sql_with_params()
     if set(_TABLES.findall(sql)) != {table}:
         return queryset.count()  # reads another table too: its writes would not change the version
-    version = _version(using, table)
+    version = table_version(table, connections[using])
     if version is None:  # no trigger here, or never written since it was added
         return queryset.count()
     key = (using, table, version, sql, repr(params))
