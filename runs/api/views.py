@@ -11,6 +11,7 @@ from rest_framework.response import Response
 
 from core.api.exceptions import error_body, flatten_errors, validation_error
 from core.api.viewsets import BaseViewSet
+from core.db import the_row
 from core.roles import Role
 from runs import idempotency, rerun, services
 from runs.api.pagination import RunPagination
@@ -29,6 +30,7 @@ from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSe
 from runs.input import step_respond
 from runs.models import Run, RunLog, StepExecution
 from runs.pause import run_pause, run_resume
+from workflows.choices import WorkflowStatus
 from workflows.models import Workflow
 
 # steps and logs list another model than the run: without this the path's id would take that
@@ -236,6 +238,22 @@ class WorkflowExecuteViewSet(BaseViewSet):
     queryset = Workflow.objects.live()
     action_roles = {"execute": Role.OPERATOR}
     extra_error_codes = {"execute": ["409"]}
+    LIVE_WORKFLOW = '"id" = %s AND "status" IN (%s, %s)'
+
+    def get_object(self):
+        """The live workflow of the URL, or 404: by SQL built once (core.db.the_row; DRF's lookup
+        compiled its query again for every execute, a tenth of the request's CPU)."""
+        value = self.kwargs.get("pk")
+        try:
+            pk = uuid.UUID(str(value))
+        except ValueError:
+            pk = None
+        live = [WorkflowStatus.ACTIVE, WorkflowStatus.INACTIVE]
+        workflow = the_row(Workflow, self.LIVE_WORKFLOW, [pk, *live]) if pk is not None else None
+        if workflow is None:
+            raise exceptions.NotFound(f"Workflow {value!r} not found.")
+        self.check_object_permissions(self.request, workflow)
+        return workflow
 
     @extend_schema(
         summary="Run a workflow",

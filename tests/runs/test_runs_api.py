@@ -87,7 +87,10 @@ def test_inactive_workflow_is_409_and_deleted_or_unknown_404(operator):
     assert response.status_code == 409 and "inactive" in response.json()["detail"]
     workflow_delete(workflow=workflow, user=None)
     assert execute(operator, workflow).status_code == 404
-    assert operator.post(f"/api/v1/workflows/{uuid.uuid4()}/execute", {}, format="json").status_code == 404
+    unknown = operator.post(f"/api/v1/workflows/{uuid.uuid4()}/execute", {}, format="json")
+    assert unknown.status_code == 404 and unknown.json()["detail"].startswith("Workflow '")
+    malformed = operator.post("/api/v1/workflows/not-a-uuid/execute", {}, format="json")
+    assert malformed.status_code == 404 and malformed.json()["detail"] == "Workflow 'not-a-uuid' not found."
     assert not Run.objects.exists()
 
 
