@@ -1,4 +1,5 @@
-"""Database connection upkeep for long-running processes (executor, bridge)."""
+"""Database connection upkeep for long-running processes (executor, bridge), and the hot paths' SQL
+built once (`the_row`, `rows_insert`) where the ORM would compile it again for every call."""
 
 import functools
 import threading
@@ -59,6 +60,11 @@ def the_row(model, where: str, params: list, *, omit: tuple[str, ...] = (), tail
     if connection.vendor != "postgresql":  # elsewhere Django stores a UUID as its 32 hex digits
         params = [value.hex if isinstance(value, uuid.UUID) else value for value in params]
     return next(iter(model.objects.raw(_select(model, where, omit, tail, extra), params)), None)
+
+
+def placeholders(values) -> str:
+    """ "%s, %s, ..." for an IN list of `values`, in a WHERE of `the_row`."""
+    return ", ".join(["%s"] * len(values))
 
 
 def for_update() -> str:

@@ -34,7 +34,7 @@ from agents.choices import LIVE_STATUSES, AgentStatus
 from agents.models import Agent
 from agents.policy import retry_policy
 from core import kafka, tracing
-from core.db import connections_refresh, the_row, transient
+from core.db import connections_refresh, placeholders, the_row, transient
 from core.logs import log_context
 from runs import messages
 from runs.abandon import Abandon
@@ -53,7 +53,7 @@ STEP_SELECT = "".join(
     f', (SELECT "{column}" FROM "runs_stepexecution" WHERE "correlation_id" = %s LIMIT 1) AS "{name}"'  # noqa: S608 - fixed names
     for name, column in STEP_COLUMNS.items()
 )
-LIVE_AGENT = '"name" = %s AND "status" IN (' + ", ".join(["%s"] * len(LIVE_STATUSES)) + ")"
+LIVE_AGENT = f'"name" = %s AND "status" IN ({placeholders(LIVE_STATUSES)})'
 
 
 def _step_status(correlation_id) -> str | None:

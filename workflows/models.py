@@ -6,7 +6,8 @@ from simple_history.models import HistoricalRecords
 
 from workflows.choices import WorkflowStatus
 
-LIVE = Q(status__in=[WorkflowStatus.ACTIVE, WorkflowStatus.INACTIVE])
+LIVE_STATUSES = [WorkflowStatus.ACTIVE, WorkflowStatus.INACTIVE]  # not deleted
+LIVE = Q(status__in=LIVE_STATUSES)
 
 
 class WorkflowQuerySet(models.QuerySet):

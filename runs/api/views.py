@@ -11,7 +11,7 @@ from rest_framework.response import Response
 
 from core.api.exceptions import error_body, flatten_errors, validation_error
 from core.api.viewsets import BaseViewSet
-from core.db import the_row
+from core.db import placeholders, the_row
 from core.roles import Role
 from runs import idempotency, rerun, services
 from runs.api.pagination import RunPagination
@@ -30,8 +30,7 @@ from runs.filtersets import RunFilterSet, RunLogFilterSet, StepExecutionFilterSe
 from runs.input import step_respond
 from runs.models import Run, RunLog, StepExecution
 from runs.pause import run_pause, run_resume
-from workflows.choices import WorkflowStatus
-from workflows.models import Workflow
+from workflows.models import LIVE_STATUSES, Workflow
 
 # steps and logs list another model than the run: without this the path's id would take that
 # model's key type (a log entry's is an integer).
@@ -238,7 +237,7 @@ class WorkflowExecuteViewSet(BaseViewSet):
     queryset = Workflow.objects.live()
     action_roles = {"execute": Role.OPERATOR}
     extra_error_codes = {"execute": ["409"]}
-    LIVE_WORKFLOW = '"id" = %s AND "status" IN (%s, %s)'
+    LIVE_WORKFLOW = f'"id" = %s AND "status" IN ({placeholders(LIVE_STATUSES)})'
 
     def get_object(self):
         """The live workflow of the URL, or 404: by SQL built once (core.db.the_row; DRF's lookup
@@ -248,8 +247,7 @@ class WorkflowExecuteViewSet(BaseViewSet):
             pk = uuid.UUID(str(value))
         except ValueError:
             pk = None
-        live = [WorkflowStatus.ACTIVE, WorkflowStatus.INACTIVE]
-        workflow = the_row(Workflow, self.LIVE_WORKFLOW, [pk, *live]) if pk is not None else None
+        workflow = the_row(Workflow, self.LIVE_WORKFLOW, [pk, *LIVE_STATUSES]) if pk is not None else None
         if workflow is None:
             raise exceptions.NotFound(f"Workflow {value!r} not found.")
         self.check_object_permissions(self.request, workflow)
