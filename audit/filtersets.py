@@ -1,10 +1,10 @@
 import django_filters
 
 from audit.models import AuditEvent
-from core.api.filters import StringListFilter
+from core.api.filters import FilterSet, StringListFilter
 
 
-class AuditEventFilterSet(django_filters.FilterSet):
+class AuditEventFilterSet(FilterSet):
     user = django_filters.CharFilter(field_name="user", max_length=150, help_text="Username (exact).")
     action = StringListFilter(field_name="action", help_text="One or more actions, e.g. agent.create,agent.update.")
     resource_type = django_filters.CharFilter(field_name="resource_type", max_length=32)

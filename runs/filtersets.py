@@ -1,6 +1,6 @@
 import django_filters
 
-from core.api.filters import MultipleChoiceFilter
+from core.api.filters import FilterSet, MultipleChoiceFilter
 from runs.choices import LogLevel, RunStatus, StepStatus
 from runs.models import Run, RunLog, StepExecution
 
@@ -8,7 +8,7 @@ from runs.models import Run, RunLog, StepExecution
 # distinct=False on the status filters: django-filter's default (True) makes the list and its count a
 # SELECT DISTINCT over every column (a 10 s sort at 10 million runs), and a filter on a column of the
 # table itself joins nothing that could repeat a row.
-class RunFilterSet(django_filters.FilterSet):
+class RunFilterSet(FilterSet):
     status = MultipleChoiceFilter(
         choices=RunStatus.choices, distinct=False, help_text="One or more statuses, e.g. FAILED,CANCELLED."
     )
@@ -47,7 +47,7 @@ class RunFilterSet(django_filters.FilterSet):
         return waiting if value == "true" else queryset.exclude(waiting_for_input=True)
 
 
-class StepExecutionFilterSet(django_filters.FilterSet):
+class StepExecutionFilterSet(FilterSet):
     step_id = django_filters.CharFilter(field_name="step_id", max_length=255)
     attempt = django_filters.NumberFilter(field_name="attempt", min_value=1)
     step_type = django_filters.CharFilter(
@@ -63,7 +63,7 @@ class StepExecutionFilterSet(django_filters.FilterSet):
         fields = ["step_id", "attempt", "step_type", "status", "iteration", "branch", "parent_id"]
 
 
-class RunLogFilterSet(django_filters.FilterSet):
+class RunLogFilterSet(FilterSet):
     level = MultipleChoiceFilter(
         choices=LogLevel.choices, distinct=False, help_text="One or more levels, e.g. warning,error."
     )

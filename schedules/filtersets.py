@@ -1,9 +1,10 @@
 import django_filters
 
+from core.api.filters import FilterSet
 from schedules.models import Schedule
 
 
-class ScheduleFilterSet(django_filters.FilterSet):
+class ScheduleFilterSet(FilterSet):
     name = django_filters.CharFilter(
         field_name="name", lookup_expr="icontains", max_length=200, help_text="Case-insensitive substring of the name."
     )

@@ -1,11 +1,11 @@
 import django_filters
 
-from core.api.filters import MultipleChoiceFilter, StringListFilter
+from core.api.filters import FilterSet, MultipleChoiceFilter, StringListFilter
 from webhooks.choices import DeliveryStatus
 from webhooks.models import Delivery, WebhookEndpoint
 
 
-class WebhookEndpointFilterSet(django_filters.FilterSet):
+class WebhookEndpointFilterSet(FilterSet):
     url = django_filters.CharFilter(
         field_name="url", lookup_expr="icontains", max_length=2048, help_text="Case-insensitive substring of the URL."
     )
@@ -17,7 +17,7 @@ class WebhookEndpointFilterSet(django_filters.FilterSet):
         fields = ["url", "active", "workflow_id"]
 
 
-class DeliveryFilterSet(django_filters.FilterSet):
+class DeliveryFilterSet(FilterSet):
     status = MultipleChoiceFilter(choices=DeliveryStatus.choices, help_text="One or more, e.g. FAILED,RETRYING.")
     event_type = StringListFilter(field_name="event_type", max_length=32, help_text="One or more, e.g. run.failed.")
     run_id = django_filters.UUIDFilter(field_name="run_id")

@@ -1,5 +1,6 @@
 import django_filters
 from django import forms
+from django_filters.rest_framework import DjangoFilterBackend
 from django_filters.widgets import QueryArrayWidget
 
 
@@ -38,7 +39,35 @@ class StringListFilter(django_filters.Filter):
         return queryset.filter(**{f"{self.field_name}__in": value}) if value else queryset
 
 
-class SoftDeleteFilterSet(django_filters.FilterSet):
+class FilterSet(django_filters.FilterSet):
+    """django-filter's FilterSet with its form class made once per class.
+
+    django-filter builds a new form class (a `type()` call and Django's form metaclass) for every
+    filterset, that is on every list request: 1.6 ms of CPU each in a profile of the runs list. Our
+    filters' fields depend on nothing but the class (no querysets read per request), and a form
+    copies its fields when it is made, so one class serves every request."""
+
+    _form_classes: dict[type, type] = {}
+
+    def get_form_class(self):
+        cls = type(self)
+        form_class = FilterSet._form_classes.get(cls)
+        if form_class is None:
+            form_class = FilterSet._form_classes[cls] = super().get_form_class()
+        return form_class
+
+
+class FilterBackend(DjangoFilterBackend):
+    """Keeps the filterset it applied on the view, so the page's count reads its cleaned values
+    instead of validating the query again (runs/api/pagination.py)."""
+
+    def get_filterset(self, request, queryset, view):
+        filterset = super().get_filterset(request, queryset, view)
+        view.applied_filterset = filterset
+        return filterset
+
+
+class SoftDeleteFilterSet(FilterSet):
     """`name` (case-insensitive substring) and `status` for resources that are soft deleted:
     without a status filter, deleted rows stay hidden (the model's `live()`). Subclasses set Meta.model
     and `status`."""

@@ -15,13 +15,14 @@ class RunPagination(PageNumberPagination):
 
     def count(self, queryset, request, view) -> int:
         if getattr(view, "action", None) == "list":
-            total = self._counted(request)
+            total = self._counted(request, getattr(view, "applied_filterset", None))
             if total is not None:
                 return total
         return queryset.count()
 
-    def _counted(self, request) -> int | None:
-        filterset = RunFilterSet(request.query_params, queryset=Run.objects.none())
+    def _counted(self, request, filterset=None) -> int | None:
+        if not isinstance(filterset, RunFilterSet):
+            filterset = RunFilterSet(request.query_params, queryset=Run.objects.none())
         if not filterset.is_valid():
             return None
         values = filterset.form.cleaned_data
