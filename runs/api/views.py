@@ -1,7 +1,6 @@
 import uuid
 
 from django.http import Http404
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
@@ -10,6 +9,7 @@ from rest_framework.generics import get_object_or_404
 from rest_framework.response import Response
 
 from core.api.exceptions import error_body, flatten_errors, validation_error
+from core.api.filters import FilterBackend
 from core.api.viewsets import BaseViewSet
 from core.db import placeholders, the_row
 from core.roles import Role
@@ -169,7 +169,7 @@ class RunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, BaseViewSet):
             get_object_or_404(Run.objects.only("id"), pk=run_id)  # a malformed id is a 404 too
         except Http404:
             raise exceptions.NotFound(f"Run {run_id!r} not found.") from None
-        queryset = DjangoFilterBackend().filter_queryset(self.request, self.get_queryset().filter(run_id=run_id), self)
+        queryset = FilterBackend().filter_queryset(self.request, self.get_queryset().filter(run_id=run_id), self)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(serializer_class(page, many=True).data)
 

@@ -1,5 +1,7 @@
 """The list filters' shared machinery: one form class per FilterSet, the applied filterset kept."""
 
+import importlib
+
 import django_filters
 import pytest
 from django.http import QueryDict
@@ -38,7 +40,7 @@ def test_every_filterset_uses_the_shared_base():
         if not app.path.startswith(str(settings.BASE_DIR)):
             continue
         try:
-            module = __import__(f"{app.name}.filtersets", fromlist=["*"])
+            module = importlib.import_module(f"{app.name}.filtersets")
         except ModuleNotFoundError:
             continue
         for value in vars(module).values():

@@ -1,11 +1,11 @@
 from django.core.exceptions import ValidationError
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import exceptions, mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from core.api.filters import FilterBackend
 from core.api.viewsets import BaseViewSet
 from core.roles import Role
 from webhooks import services
@@ -131,7 +131,7 @@ class WebhookViewSet(
     @action(detail=True, methods=["get"])
     def deliveries(self, request, pk=None):
         queryset = self.get_queryset().filter(endpoint=self._endpoint())
-        queryset = DjangoFilterBackend().filter_queryset(request, queryset, self)
+        queryset = FilterBackend().filter_queryset(request, queryset, self)
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(DeliverySerializer(page, many=True).data)
 
