@@ -20,6 +20,7 @@ REDIS_TTL_SECONDS = 30 * 24 * 3600
 _redis_clients: dict = {}
 # SQLite has no row locks: within one process (the embedded default's one bridge) this stands in for them.
 _local = threading.Lock()
+_READ_MANY = "SELECT agent_id, data FROM agents_agentcircuit WHERE agent_id = ANY(%s::uuid[])"
 
 
 def store():
@@ -31,8 +32,14 @@ def store():
 
 class DatabaseStore:
     def read_many(self, keys: list[str]) -> dict[str, dict]:
-        rows = AgentCircuit.objects.filter(agent_id__in=keys).values_list("agent_id", "data")
-        return {str(agent_id): {**breaker.fresh(), **data} for agent_id, data in rows}
+        if connection.vendor != "postgresql":
+            rows = AgentCircuit.objects.filter(agent_id__in=keys).values_list("agent_id", "data")
+            return {str(agent_id): {**breaker.fresh(), **data} for agent_id, data in rows}
+        # One array parameter, the SQL fixed: the ORM's IN list of 20 UUIDs took 1 ms of an agents page.
+        with connection.cursor() as cursor:
+            cursor.execute(_READ_MANY, [keys])
+            rows = cursor.fetchall()
+        return {str(agent_id): {**breaker.fresh(), **json.loads(data)} for agent_id, data in rows}
 
     def change(self, key: str, step):
         """`step(circuit) -> (result, changed circuit or None)`, under the row's lock; returns result."""

@@ -216,7 +216,9 @@ def build_env(database_url: str) -> dict[str, str]:
         **os.environ,
         "DATABASE_URL": database_url,
         "SECRET_KEY": secrets.token_urlsafe(50),
-        "FIELD_ENCRYPTION_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),  # a Fernet key
+        # A Fernet key; one given in the environment is kept, so that a --keep-db database stays readable.
+        "FIELD_ENCRYPTION_KEY": os.environ.get("FIELD_ENCRYPTION_KEY")
+        or base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "DEBUG": "0",
         "DJANGO_SETTINGS_MODULE": "config.settings",
         "LOG_LEVEL": "WARNING",

@@ -44,8 +44,16 @@ def encrypt(plaintext: str) -> str:
 def decrypt(stored: str) -> str:
     if not is_encrypted(stored):
         return stored
+    return _opened(tuple(settings.FIELD_ENCRYPTION_KEY), stored)
+
+
+# Every read of an agent decrypts its secrets (an agents page: 14 tokens, 0.3 ms of CPU). A token's
+# plaintext never changes, so each process keeps the last ones it opened, under the keys that opened
+# them. They are the secrets the process reads anyway (the bridge sends them with every call).
+@lru_cache(maxsize=2048)
+def _opened(keys: tuple[str, ...], stored: str) -> str:
     try:
-        return _current().decrypt(stored.removeprefix(PREFIX).encode("ascii")).decode()
+        return _fernet(keys).decrypt(stored.removeprefix(PREFIX).encode("ascii")).decode()
     except (InvalidToken, UnicodeError):
         raise ImproperlyConfigured(
             "A stored secret cannot be decrypted with any key of FIELD_ENCRYPTION_KEY: the key that "

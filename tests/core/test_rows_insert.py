@@ -1,10 +1,14 @@
-"""`core.db.rows_insert`: the engine's bulk inserts with SQL built once, as bulk_create would write them."""
+"""`core.db.rows_insert`: the engine's bulk inserts with SQL built once, as bulk_create would write them;
+`core.db.the_row_with`: a lookup joined to one relation, as select_related would read it."""
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 
-from core.db import INSERT_CHUNK, rows_insert
-from core.models import OutboxMessage
+from core.db import INSERT_CHUNK, rows_insert, the_row_with
+from core.models import ApiKey, OutboxMessage
+from core.roles import Role
+from core.services import api_key_create
 from runs.models import RunLog
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents
@@ -37,3 +41,19 @@ def test_more_rows_than_one_statement_takes_go_in_chunks():
     assert len({entry.pk for entry in logs}) == len(logs)
     assert RunLog.objects.filter(run=run).count() == before + len(logs)
     assert RunLog.objects.get(pk=logs[-1].pk).message == str(INSERT_CHUNK + 4)
+
+
+def test_the_row_with_its_relation_reads_what_select_related_reads():
+    user = get_user_model().objects.create_user("reader", email="r@example.com", last_name="Lé")
+    key, _ = api_key_create(user=user, role=Role.VIEWER, name="k")
+    found = the_row_with(ApiKey, "user", 'a."prefix" = %s', [key.prefix])
+    expected = ApiKey.objects.select_related("user").get(prefix=key.prefix)
+    assert not found._state.adding and found._state.db == "default"
+    assert [getattr(found, f.attname) for f in ApiKey._meta.concrete_fields] == [
+        getattr(expected, f.attname) for f in ApiKey._meta.concrete_fields
+    ]
+    fields = get_user_model()._meta.concrete_fields
+    assert [getattr(found.user, f.attname) for f in fields] == [getattr(expected.user, f.attname) for f in fields]
+    assert found.user.is_active is True and found.created_at.tzinfo is not None
+    assert the_row_with(ApiKey, "user", 'a."prefix" = %s', ["nothere"]) is None
+    assert the_row_with(ApiKey, "user", 'a."id" = %s', [key.pk]).pk == key.pk  # a UUID parameter
