@@ -175,6 +175,9 @@ def report(rows: list, runs: int) -> int:
             f"{result.name:<{width}} {total if total is not None else '-':>10} {result.median:>8.1f} "
             f"{result.percentile(95):>8.1f} {result.percentile(99):>8.1f} {result.rps:>7.1f}  {verdict}"
         )
+    first = next((result for result, _, _ in rows if result.name == "page 1, no filter"), None)
+    if first is not None:  # issue 18: twice runs page 1's throughput before it (2 workers, 8 connections)
+        figure(f"runs list at {runs:,}: page 1 throughput, 2x of 340", ">= 680 req/s", first.rps, "req/s")
     print(f"\n{len(rows) - missed} of {len(rows)} met")
     return missed
 

@@ -22,6 +22,7 @@ What it measures
        * ``/api/v1/workflows?name=<term>``                 case-insensitive substring matching ~1% of rows
        * ``/api/v1/workflows?ordering=-updated_at``        recently updated first
        * ``/api/v1/workflows?fields=id,name,version,status`` items trimmed (the definition is not read)
+       * ``/api/v1/workflows/<id>``                        one workflow (the newest): target 2x of 780 req/s
        * ``/api/v1/audit-logs``                            first page (newest first)
        * ``/api/v1/audit-logs?action=workflow.update``     one action (~15% of the events)
        * ``/api/v1/audit-logs?user=<u>&created_after=<t>`` one of 20 users over the last 30 days
@@ -514,11 +515,15 @@ def main() -> int:
             bench.seed(script, "--seed", "--workflows", str(args.workflows), "--audit-rows", str(args.audit_rows))
             bench.start_server()
             headers = {"X-API-Key": api_key, "Accept": "application/json"}
+            detail = f"/api/v1/workflows/{newest_workflow_id(bench)}"
+            scenarios.insert(5, ("/api/v1/workflows/<id>", detail))
             validation.append(time_validate_endpoint(bench.url, headers))
             results = bench.measure(
                 scenarios, headers, requests=args.requests, warmup=args.warmup, concurrency=args.concurrency
             )
             report_timings(validation)
+            # Issue 18: twice the workflow detail's throughput before it (2 workers, 8 connections).
+            figure("/api/v1/workflows/<id>: throughput, 2x of 780", ">= 1560 req/s", results[5].rps, "req/s")
             status = bench.finish(results)
             if any(r.failures for r in validation):
                 status = 1
@@ -539,6 +544,17 @@ def main() -> int:
         except SetupError as exc:
             print(f"setup failed: {exc}", file=sys.stderr)
             return 1
+
+
+def newest_workflow_id(bench: Bench) -> str:
+    """The newest live workflow: the detail scenario reads it (five steps, its current version)."""
+    import psycopg
+
+    with psycopg.connect(bench.database_url.replace("postgres://", "postgresql://", 1)) as conn:
+        row = conn.execute(
+            "SELECT id FROM workflows_workflow WHERE deleted_at IS NULL ORDER BY created_at DESC LIMIT 1"
+        ).fetchone()
+    return str(row[0])
 
 
 if __name__ == "__main__":

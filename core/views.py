@@ -5,12 +5,12 @@ from django.utils.crypto import constant_time_compare
 from django_prometheus.exports import ExportToDjangoView
 from drf_spectacular.utils import OpenApiExample, extend_schema, inline_serializer
 from rest_framework import permissions, serializers
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from core.about import PLATFORM_NAME, platform_version
 from core.api.exceptions import error_body
+from core.api.renderers import JSONRenderer
 from core.api.serializers import ErrorSerializer
 from core.health import readiness
 from core.roles import Role

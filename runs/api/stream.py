@@ -15,9 +15,9 @@ from django.http import StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions
-from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
+from core.api.renderers import JSONRenderer
 from core.errors import FieldError, InvalidInput
 from core.roles import Role
 from runs.events import EVENT_TYPES

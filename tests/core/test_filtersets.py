@@ -31,6 +31,21 @@ def test_a_shared_form_class_still_validates_each_query_on_its_own():
     assert good.form.cleaned_data["status"] == ["FAILED", "CANCELLED"]
 
 
+def test_each_filterset_has_filters_of_its_own_and_method_filters_reach_it():
+    first = AgentFilterSet(QueryDict("status=active"), queryset=Agent.objects.all())
+    second = AgentFilterSet(QueryDict("status=inactive"), queryset=Agent.objects.all())
+    for name, base in AgentFilterSet.base_filters.items():
+        assert first.filters[name] is not base and first.filters[name] is not second.filters[name]
+        assert first.filters[name].parent is first and second.filters[name].parent is second
+    method_filters = [name for name, f in AgentFilterSet.base_filters.items() if f.method]
+    assert method_filters  # status: a method of the filterset
+    for name in method_filters:
+        assert first.filters[name].filter.f is first.filters[name]
+        assert first.filters[name].filter.method.__self__ is first
+    assert first.is_valid() and second.is_valid()
+    assert "status" in str(first.qs.query) and str(first.qs.query) != str(second.qs.query)
+
+
 def test_every_filterset_uses_the_shared_base():
     # A FilterSet straight from django-filter would make its form class on every request again.
     from django.apps import apps

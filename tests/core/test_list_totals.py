@@ -67,3 +67,25 @@ def test_workflows_too(editor):
     response = editor.delete(f"/api/v1/workflows/{editor.get('/api/v1/workflows').json()['items'][0]['id']}")
     assert response.status_code == 204
     assert total(editor, "/api/v1/workflows")[0] == 20
+
+
+@pytest.mark.django_db
+def test_a_kept_total_is_the_count_of_every_shape_of_query(viewer):
+    from django.db.models import Q
+
+    from core.api.totals import versioned_count
+
+    agents = AgentFactory.create_batch(6)
+    Agent.objects.filter(pk=agents[0].pk).update(name="special-one")
+    shapes = [
+        Agent.objects.all(),
+        Agent.objects.filter(pk__in=[]),  # no row can match
+        Agent.objects.filter(~Q(pk__in=[])),  # every row matches
+        Agent.objects.filter(name__icontains="special"),
+        Agent.objects.filter(name__icontains="SPECIAL"),  # another parameter: another key
+        Agent.objects.filter(pk__in=Agent.objects.filter(name="special-one").values("pk")),
+        Agent.objects.filter(name__startswith="special").distinct(),
+        Agent.objects.filter(name__startswith="special")[:0],
+    ]
+    for _ in range(2):  # the second time from the kept totals
+        assert [versioned_count(qs) for qs in shapes] == [qs.count() for qs in shapes] == [6, 0, 6, 1, 1, 1, 1, 0]
