@@ -1,6 +1,7 @@
 """Database connection upkeep for long-running processes (executor, bridge), and the hot paths' SQL
 built once (`the_row`, `rows_insert`) where the ORM would compile it again for every call."""
 
+import datetime
 import functools
 import threading
 import time
@@ -149,3 +150,42 @@ def the_row_with(model, relation: str, where: str, params: list):
     obj = _instance(model, own, row[: len(own)])
     setattr(obj, relation, _instance(model._meta.get_field(relation).related_model, theirs, row[len(own) :]))
     return obj
+
+
+def fast_timestamps(sender, connection, **kwargs) -> None:
+    """On a new PostgreSQL connection: timestamps read by psycopg's C loader.
+
+    Django reads every timestamptz through a Python subclass of psycopg's pure-Python loader (so that it
+    can set the tzinfo), 4 us a value: 0.25 ms of CPU for a page of 20 runs. Where the session's time
+    zone is UTC and Django's is too (USE_TZ, no TIME_ZONE of the database: always here), the C loader
+    returns the same values (aware, `datetime.timezone.utc`). Its `timezone` is what Django compares
+    before each cursor to decide whether to install its own loader again."""
+    if connection.vendor != "postgresql" or connection.timezone != datetime.UTC:
+        return
+    loader = _c_timestamptz_loader()
+    raw = connection.connection
+    if loader is not None and raw.info.parameter_status("TimeZone") in ("UTC", "Etc/UTC"):
+        raw.adapters.register_loader("timestamptz", loader)
+
+
+@functools.cache
+def _c_timestamptz_loader():
+    import psycopg
+
+    if psycopg.pq.__impl__ not in ("c", "binary"):
+        return None
+    base = psycopg.adapters.get_loader(psycopg.postgres.types["timestamptz"].oid, psycopg.pq.Format.TEXT)
+    if base.__module__ == "psycopg.types.datetime":  # the Python one: nothing to gain
+        return None
+
+    class UTCTimestamptzLoader(psycopg.adapt.Loader):
+        timezone = datetime.UTC  # the C class takes no attribute (nor subclass): it is called from here
+
+        def __init__(self, oid, context=None):
+            super().__init__(oid, context)
+            self.load = base(oid, context).load  # the C loader's own, called without a frame of ours
+
+        def load(self, data):  # replaced by the instance's (Loader declares it abstract)
+            raise NotImplementedError
+
+    return UTCTimestamptzLoader
