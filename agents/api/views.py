@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from agents import services
 from agents.api.serializers import AgentHealthSerializer, AgentSerializer
 from agents.card import agent_check_health
+from agents.choices import LIVE_STATUSES
 from agents.filtersets import AgentFilterSet
 from agents.models import Agent
 from core.api.viewsets import SoftDeleteViewSet
@@ -60,6 +61,7 @@ _PUT_KEEPS = (
 )
 class AgentViewSet(SoftDeleteViewSet):
     queryset = Agent.objects.all()
+    live_statuses = LIVE_STATUSES
     serializer_class = AgentSerializer
     filterset_class = AgentFilterSet
     versioned_total = True  # a trigger versions the table: totals are reused while it is unchanged

@@ -1,8 +1,12 @@
+import functools
+import uuid
+
 from django.http import Http404
 from django.urls import reverse
 from rest_framework import exceptions, mixins, viewsets
 from rest_framework.routers import SimpleRouter
 
+from core.db import placeholders, the_row
 from core.roles import Role
 
 
@@ -38,6 +42,11 @@ class BaseViewSet(viewsets.GenericViewSet):
         return {"Location": reverse(f"{basename or self.basename}-detail", kwargs={"pk": pk})}
 
 
+@functools.cache
+def _live_row(statuses: int) -> str:
+    return f'"id" = %s AND "status" IN ({placeholders(range(statuses))})'
+
+
 class SoftDeleteViewSet(
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -54,10 +63,28 @@ class SoftDeleteViewSet(
     ordering_fields = ["name", "created_at", "updated_at", "status"]
     ordering = ["-created_at"]
     extra_error_codes = {"create": ["409"], "update": ["409"], "partial_update": ["409"]}
+    live_statuses: list = []  # subclasses: the statuses of the rows that are not deleted (the model's live())
 
     def get_queryset(self):
         queryset = super().get_queryset()
         return queryset if self.action == "list" else queryset.live()
+
+    def get_object(self):
+        """On a GET, the live row of the URL by SQL built once (core.db.the_row): DRF's lookup compiled
+        its query again for every request, a fifth of a detail's CPU. Writes look up as DRF does."""
+        if self.request.method != "GET" or not self.live_statuses:
+            return super().get_object()
+        value = self.kwargs.get(self.lookup_url_kwarg or self.lookup_field)
+        try:
+            pk = uuid.UUID(str(value))
+        except ValueError:
+            pk = None
+        model = self.queryset.model
+        found = the_row(model, _live_row(len(self.live_statuses)), [pk, *self.live_statuses]) if pk else None
+        if found is None:
+            raise exceptions.NotFound(f"{model._meta.verbose_name.capitalize()} {value!r} not found.")
+        self.check_object_permissions(self.request, found)
+        return found
 
     def get_success_headers(self, data):
         # Here, not on BaseViewSet: CreateModelMixin's (DRF's `url` field) comes first in the MRO.

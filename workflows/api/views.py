@@ -19,7 +19,7 @@ from workflows.api.serializers import (
 )
 from workflows.choices import WorkflowStatus
 from workflows.filtersets import WorkflowFilterSet
-from workflows.models import Workflow, WorkflowVersion
+from workflows.models import LIVE_STATUSES, Workflow, WorkflowVersion
 
 _VERSION = OpenApiParameter("version", int, OpenApiParameter.PATH, description="Version number, from 1.")
 _FIELDS = OpenApiParameter(
@@ -76,6 +76,7 @@ _PUT_KEEPS = (
 )
 class WorkflowViewSet(SoftDeleteViewSet):
     queryset = Workflow.objects.all()
+    live_statuses = LIVE_STATUSES
     serializer_class = WorkflowSerializer
     filterset_class = WorkflowFilterSet
     versioned_total = True  # a trigger versions the table: totals are reused while it is unchanged
