@@ -9,14 +9,43 @@ under gunicorn). Here the chain is built in sync mode and called once through sy
 request's own thread, as Django does for a sync view). Responses are still sent by the ASGI handler
 on the event loop: a streaming response over an async iterator (the live event streams) is iterated
 there, holding no thread.
+
+
+Each request's sync code runs in one thread, as in Django, but the threads are kept for the next
+requests instead of started and ended with each one: starting a thread (and its one-thread executor)
+for every request was 8 % of the web process's CPU under an execute load (py-spy). A request has its
+thread to itself until it ends (asgiref's ThreadSensitiveContext with an executor of ours), so nothing
+else runs in it meanwhile; its database connection is closed at the end of the request as before
+(given back to the pool: config/asgi.py).
 """
 
-from asgiref.sync import sync_to_async
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
 
 class SyncChainASGIHandler(ASGIHandler):
+    def __init__(self):
+        super().__init__()
+        self.idle: list[ThreadPoolExecutor] = []  # one-thread executors between requests (the loop's only)
+
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
-        # thread_sensitive: the same per-request thread Django would run a sync view in.
+        # thread_sensitive: the request's own thread, where Django would run a sync view.
         self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)  # Django's refusal
+        thread = self.idle.pop() if self.idle else ThreadPoolExecutor(1, thread_name_prefix="request")
+        try:
+            async with ThreadSensitiveContext(executor=thread):
+                await self.handle(scope, receive, send)
+        finally:
+            # As many as may be handled at once (the gate, config/asgi_gate.py); streams beyond them end theirs.
+            if len(self.idle) < settings.WEB_MAX_ACTIVE_REQUESTS:
+                self.idle.append(thread)
+            else:
+                thread.shutdown(wait=False)

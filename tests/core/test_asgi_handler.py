@@ -9,10 +9,22 @@ import pytest
 from asgiref.sync import SyncToAsync
 from asgiref.testing import ApplicationCommunicator
 from django.core.asgi import get_asgi_application
+from django.db import connections
 
 from config.asgi_handler import SyncChainASGIHandler
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def handler():
+    """The handler under test; its kept threads' connections closed afterwards (outside config/asgi.py the
+    settings keep connections open between requests, and the test database could not be dropped)."""
+    application = SyncChainASGIHandler()
+    yield application
+    for thread in application.idle:
+        thread.submit(connections.close_all).result()
+        thread.shutdown()
 
 
 def get(application, path: str, headers=()) -> tuple[int, bytes, int]:
@@ -59,9 +71,9 @@ def get(application, path: str, headers=()) -> tuple[int, bytes, int]:
     return status, body, len(calls)
 
 
-def test_a_request_takes_one_hop_to_a_thread_where_django_takes_many(viewer):
+def test_a_request_takes_one_hop_to_a_thread_where_django_takes_many(viewer, handler):
     headers = [(b"x-api-key", viewer.raw_key.encode())]
-    status, body, hops = get(SyncChainASGIHandler(), "/api/v1/agents", headers)
+    status, body, hops = get(handler, "/api/v1/agents", headers)
     assert status == 200 and b'"items"' in body
     _, _, django_hops = get(get_asgi_application(), "/api/v1/agents", headers)
     # Ours: the chain, plus what Django's handler itself sends to threads (request_started/finished,
@@ -69,8 +81,47 @@ def test_a_request_takes_one_hop_to_a_thread_where_django_takes_many(viewer):
     assert hops <= 4 < django_hops, (hops, django_hops)
 
 
-def test_errors_and_the_middleware_still_answer(anon):
-    status, body, _ = get(SyncChainASGIHandler(), "/api/v1/agents")
+def test_errors_and_the_middleware_still_answer(anon, handler):
+    status, body, _ = get(handler, "/api/v1/agents")
     assert status == 401 and b"detail" in body  # authentication, through the whole chain
-    status, _, _ = get(SyncChainASGIHandler(), "/no-such-page")
+    status, _, _ = get(handler, "/no-such-page")
     assert status == 404
+
+
+def test_requests_reuse_threads_but_never_share_one_at_the_same_time(anon, handler):
+    import threading
+
+    from django.core.signals import request_started
+
+    seen = []
+    together = threading.Barrier(2, timeout=10)
+
+    def record(**kwargs):
+        seen.append(threading.get_ident())
+
+    def meet(**kwargs):  # both requests must be in their threads at once: a shared thread would time out
+        together.wait()
+
+    request_started.connect(record)
+    try:
+        get(handler, "/health")
+        get(handler, "/health")
+        assert len(seen) == 2 and seen[0] == seen[1]  # the second request ran in the first one's thread
+        assert seen[0] != threading.get_ident()
+
+        request_started.connect(meet)
+        seen.clear()
+
+        def two_at_once():
+            done = [threading.Thread(target=get, args=(handler, "/health")) for _ in range(2)]
+            for thread in done:
+                thread.start()
+            for thread in done:
+                thread.join(20)
+
+        two_at_once()
+        assert len(set(seen)) == 2 and not together.broken
+    finally:
+        request_started.disconnect(record)
+        request_started.disconnect(meet)
+    assert len(handler.idle) == 2  # both kept for the next requests
