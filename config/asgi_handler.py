@@ -19,17 +19,20 @@ else runs in it meanwhile; its database connection is closed at the end of the r
 (given back to the pool: config/asgi.py).
 """
 
+import functools
 from concurrent.futures import ThreadPoolExecutor
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 
 
 class SyncChainASGIHandler(ASGIHandler):
     def __init__(self):
         super().__init__()
         self.idle: list[ThreadPoolExecutor] = []  # one-thread executors between requests (the loop's only)
+        self.lent: set[ThreadPoolExecutor] = set()
 
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
@@ -39,13 +42,34 @@ class SyncChainASGIHandler(ASGIHandler):
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)  # Django's refusal
-        thread = self.idle.pop() if self.idle else ThreadPoolExecutor(1, thread_name_prefix="request")
+        thread = self.idle.pop() if self.idle else self.thread_new()
+        self.lent.add(thread)
         try:
             async with ThreadSensitiveContext(executor=thread):
                 await self.handle(scope, receive, send)
         finally:
-            # As many as may be handled at once (the gate, config/asgi_gate.py); streams beyond them end theirs.
-            if len(self.idle) < settings.WEB_MAX_ACTIVE_REQUESTS:
-                self.idle.append(thread)
-            else:
-                thread.shutdown(wait=False)
+            self.give_back(thread)
+
+    def thread_new(self) -> ThreadPoolExecutor:
+        thread = ThreadPoolExecutor(1, thread_name_prefix="request")
+        # A live event stream lets its request's thread go when it starts (runs.live.request_thread_release).
+        thread.give_back = functools.partial(self.give_back, thread)
+        return thread
+
+    def give_back(self, thread: ThreadPoolExecutor) -> None:
+        if thread not in self.lent:
+            return  # given back already (by a stream, when it started)
+        self.lent.discard(thread)
+        # As many as may be handled at once (the gate, config/asgi_gate.py); any more end.
+        if len(self.idle) < settings.WEB_MAX_ACTIVE_REQUESTS:
+            self.idle.append(thread)
+        else:
+            thread.shutdown(wait=False)
+
+    def threads_end(self) -> None:
+        """Ends the kept threads, their database connections closed first (for servers that stop in a
+        process that goes on: tests)."""
+        while self.idle:
+            thread = self.idle.pop()
+            thread.submit(connections.close_all).result()
+            thread.shutdown()

@@ -76,16 +76,17 @@ def event_last_id() -> int:
 def request_thread_release() -> None:
     """Ends the thread Django ran this request's sync code in (middleware, the DRF view).
 
-    Under ASGI each request gets a thread of its own for that code (asgiref's per-context executor),
-    kept until the response is over: for a stream, as long as the client stays. The view is done with it
-    once the stream starts, so it is let go now; asgiref makes another, for a moment, for the
-    response's close at the end.
+    Under ASGI each request has a thread of its own for that code (asgiref's per-context executor),
+    until the response is over: for a stream, as long as the client stays. The view is done with it
+    once the stream starts, so it is let go now (back to the handler's kept threads, or ended); asgiref
+    makes another, for a moment, for the response's close at the end.
     """
     context = SyncToAsync.thread_sensitive_context.get(None)
     if context is not None:
         executor = SyncToAsync.context_to_thread_executor.pop(context, None)
         if executor is not None:
-            executor.shutdown(wait=False)
+            give_back = getattr(executor, "give_back", None)  # a thread the handler keeps (config/asgi_handler.py)
+            give_back() if give_back else executor.shutdown(wait=False)
 
 
 class Subscriber:

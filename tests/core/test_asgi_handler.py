@@ -9,7 +9,6 @@ import pytest
 from asgiref.sync import SyncToAsync
 from asgiref.testing import ApplicationCommunicator
 from django.core.asgi import get_asgi_application
-from django.db import connections
 
 from config.asgi_handler import SyncChainASGIHandler
 
@@ -22,9 +21,7 @@ def handler():
     settings keep connections open between requests, and the test database could not be dropped)."""
     application = SyncChainASGIHandler()
     yield application
-    for thread in application.idle:
-        thread.submit(connections.close_all).result()
-        thread.shutdown()
+    application.threads_end()
 
 
 def get(application, path: str, headers=()) -> tuple[int, bytes, int]:

@@ -30,7 +30,8 @@ def server(settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    application = RequestGate(SyncChainASGIHandler())  # as config/asgi.py serves it
+    handler = SyncChainASGIHandler()
+    application = RequestGate(handler)  # as config/asgi.py serves it
     config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     config.timeout_graceful_shutdown = 1
     instance = uvicorn.Server(config)
@@ -43,6 +44,7 @@ def server(settings):
     yield f"http://127.0.0.1:{port}/api/v1"
     instance.should_exit = True
     thread.join(10)
+    handler.threads_end()
 
 
 @pytest.fixture
