@@ -34,7 +34,7 @@ from agents.choices import LIVE_STATUSES, AgentStatus
 from agents.models import Agent
 from agents.policy import retry_policy
 from core import kafka, tracing
-from core.db import connections_refresh, placeholders, the_row, transient
+from core.db import connections_refresh, placeholders, the_row, threads_end, transient
 from core.logs import log_context
 from runs import messages
 from runs.abandon import Abandon
@@ -573,6 +573,7 @@ class Bridge:
             await self.breakers.successes_write()  # the calls' outcomes not written yet
             await loop.run_in_executor(self.poller, self.poll)  # last commit
         self.consumer.close()
+        threads_end(self.db)  # its threads' database connections closed, not left to garbage collection
         log.info("bridge stopped")
 
     def run(self, *, once: bool = False) -> None:

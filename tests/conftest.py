@@ -65,3 +65,23 @@ def staff(db):
     client = Client()
     assert client.login(username="boss", password="pw-123456-long")
     return client
+
+
+@pytest.fixture(autouse=True)
+def bridges_end(monkeypatch):
+    """Bridges made in a test end their database threads after it: each thread keeps a connection of
+    its own, and left open they stopped the test database from being dropped at the end of the run."""
+    from core.db import threads_end
+    from runs import bridge
+
+    made = []
+    original = bridge.Bridge.__init__
+
+    def recorded(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(bridge.Bridge, "__init__", recorded)
+    yield
+    for each in made:
+        threads_end(each.db)

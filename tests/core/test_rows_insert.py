@@ -1,6 +1,9 @@
 """`core.db.rows_insert`: the engine's bulk inserts with SQL built once, as bulk_create would write them;
 `core.db.the_row_with`: a lookup joined to one relation, as select_related would read it."""
 
+import threading
+import time
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
@@ -57,3 +60,33 @@ def test_the_row_with_its_relation_reads_what_select_related_reads():
     assert found.user.is_active is True and found.created_at.tzinfo is not None
     assert the_row_with(ApiKey, "user", 'a."prefix" = %s', ["nothere"]) is None
     assert the_row_with(ApiKey, "user", 'a."id" = %s', [key.pk]).pk == key.pk  # a UUID parameter
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="sessions are PostgreSQL's to count")
+@pytest.mark.django_db(transaction=True)
+def test_threads_end_closes_each_threads_connection():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.db import threads_end
+
+    def sessions() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+            return cursor.fetchone()[0]
+
+    before = sessions()
+    pool = ThreadPoolExecutor(3)
+    barrier = threading.Barrier(3)
+
+    def use():
+        barrier.wait(10)  # three threads, each with its own connection
+        return ApiKey.objects.count()
+
+    assert [f.result() for f in [pool.submit(use) for _ in range(3)]] == [0, 0, 0]
+    assert sessions() == before + 3
+    threads_end(pool)
+    deadline = time.monotonic() + 10  # a closed session leaves pg_stat_activity a moment later
+    while sessions() != before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert sessions() == before
+    threads_end(pool)  # a second time: nothing to do
