@@ -10,7 +10,6 @@ request's own thread, as Django does for a sync view). Responses are still sent 
 on the event loop: a streaming response over an async iterator (the live event streams) is iterated
 there, holding no thread.
 
-
 Each request's sync code runs in one thread, as in Django, but the threads are kept for the next
 requests instead of started and ended with each one: starting a thread (and its one-thread executor)
 for every request was 8 % of the web process's CPU under an execute load (py-spy). A request has its

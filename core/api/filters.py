@@ -45,18 +45,22 @@ class StringListFilter(django_filters.Filter):
 class _SharedFields(dict):
     """A filter form's `base_fields`, which Django deep-copies into every form (0.15 ms a list request,
     widgets and validators included) so that a form may change its own fields. Filter forms never do,
-    and cleaning a value reads a field without changing it, so every form uses the same fields."""
+    and cleaning a value reads a field without changing it, so every form uses the same fields. Except a
+    model choice field: its queryset caches its rows, so each form gets its own, as in Django."""
 
     def __deepcopy__(self, memo):
-        return dict(self)
+        return {
+            name: copy.deepcopy(field, memo) if isinstance(field, forms.ModelChoiceField) else field
+            for name, field in self.items()
+        }
 
 
 class _Filters(dict):
     """A FilterSet's `base_filters`, which django-filter deep-copies for every filterset (every list
     request: 0.1 ms, their form fields and widgets included) so that each filter gets the instance as
     its `parent`. A shallow copy of each filter does that too: the form field a filter builds is the same
-    for every request (and forms copy their fields), only `parent` differs, and a `method` filter's
-    proxy is bound to its own copy, as the deep copy would."""
+    for every request (forms are made from the form class's fields, `_SharedFields`), only `parent`
+    differs, and a `method` filter's proxy is bound to its own copy, as the deep copy would."""
 
     def __deepcopy__(self, memo):
         copies = {}

@@ -87,3 +87,17 @@ def test_the_runs_list_validates_its_query_once(viewer, monkeypatch):
     assert response.status_code == 200, response.content
     assert response.json()["total"] == 2
     assert len(forms_made) == 1
+
+
+def test_forms_share_plain_fields_but_not_a_model_choice_fields_rows():
+    class WithModel(filters.FilterSet):
+        agent = django_filters.ModelChoiceFilter(queryset=Agent.objects.all())
+
+        class Meta:
+            model = Agent
+            fields = ["name", "agent"]
+
+    first, second = (WithModel(QueryDict(""), queryset=Agent.objects.none()).form for _ in range(2))
+    assert first.fields["name"] is second.fields["name"]
+    assert first.fields["agent"] is not second.fields["agent"]
+    assert first.fields["agent"].queryset is not second.fields["agent"].queryset
