@@ -24,7 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
-from django.db import connections
+
+from core.db import threads_end
 
 
 class SyncChainASGIHandler(ASGIHandler):
@@ -69,6 +70,4 @@ class SyncChainASGIHandler(ASGIHandler):
         """Ends the kept threads, their database connections closed first (for servers that stop in a
         process that goes on: tests)."""
         while self.idle:
-            thread = self.idle.pop()
-            thread.submit(connections.close_all).result()
-            thread.shutdown()
+            threads_end(self.idle.pop())
