@@ -16,6 +16,22 @@ PURGE_BATCH = 5_000
 def audit_record(
     *, user, action: str, resource_type: str, resource_id, changes: dict | None = None, input_data=None
 ) -> AuditEvent:
+    event = audit_event(
+        user=user,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        changes=changes,
+        input_data=input_data,
+    )
+    rows_insert([event])  # an insert, as save() would make: audit events are append-only
+    return event
+
+
+def audit_event(
+    *, user, action: str, resource_type: str, resource_id, changes: dict | None = None, input_data=None
+) -> AuditEvent:
+    """The audit event `audit_record` inserts, unsaved: for a caller that inserts it with its other rows."""
     context = current_context()
     username = user.get_username() if user is not None and user.is_authenticated else ""
     event = AuditEvent(
@@ -29,7 +45,6 @@ def audit_record(
         request_id="" if context.request_id == "-" else context.request_id,
         ip=context.ip,
     )
-    rows_insert([event])  # an insert, as save() would make: audit events are append-only
     return event
 
 

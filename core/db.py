@@ -9,6 +9,7 @@ import time
 import uuid
 from concurrent import futures
 
+import psycopg
 from django.db import (
     DatabaseError,
     InterfaceError,
@@ -109,22 +110,53 @@ def rows_insert(objs: list) -> list:
     without signals or history), with the SQL built once per model and row count: the ORM spent about
     0.5 ms of CPU compiling each such insert (measured in-process). Elsewhere than PostgreSQL it is
     bulk_create. As with bulk_create, no signal is sent and `save()` is not called."""
-    if not objs:
-        return objs
-    model = type(objs[0])
-    if connection.vendor != "postgresql":
-        model._default_manager.bulk_create(objs)
-        return objs
-    with connection.cursor() as cursor:
-        for start in range(0, len(objs), INSERT_CHUNK):
-            chunk = objs[start : start + INSERT_CHUNK]
-            fields, sql = _insert(model, len(chunk))
-            params = [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in fields]
-            cursor.execute(sql, params)
-            for obj, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
-                obj.pk = pk
-                obj._state.adding, obj._state.db = False, connection.alias
+    rows_insert_together(objs)
     return objs
+
+
+def rows_insert_together(*groups: list) -> None:
+    """`rows_insert` of each list of rows (one model per list), all in one round trip on PostgreSQL:
+    the INSERTs go as one query string and their RETURNING results are read one after the other.
+    That needs Django's default client-side binding (with `server_side_binding` each INSERT is a round
+    trip of its own). The executor's unit of work ends with three such inserts (run logs, events,
+    outbox rows): each round trip cost about 0.3 ms of its 6.6 ms per result (in-process)."""
+    groups = [objs for objs in groups if objs]
+    if not groups:
+        return
+    if connection.vendor != "postgresql":
+        for objs in groups:
+            type(objs[0])._default_manager.bulk_create(objs)
+        return
+    chunks = [objs[start : start + INSERT_CHUNK] for objs in groups for start in range(0, len(objs), INSERT_CHUNK)]
+    statements, params = [], []
+    for chunk in chunks:
+        fields, sql = _insert(type(chunk[0]), len(chunk))
+        statements.append(sql)
+        params += [f.get_db_prep_save(f.pre_save(obj, True), connection) for obj in chunk for f in fields]
+    with connection.cursor() as cursor:
+        if len(statements) > 1 and not isinstance(cursor.cursor, psycopg.ClientCursor):
+            _one_by_one(cursor, chunks, params)
+            return
+        cursor.execute(";\n".join(statements), params)
+        for index, chunk in enumerate(chunks):
+            if index:
+                cursor.nextset()
+            _keys_set(chunk, cursor.fetchall())
+
+
+def _one_by_one(cursor, chunks: list, params: list) -> None:
+    for chunk in chunks:
+        fields, sql = _insert(type(chunk[0]), len(chunk))
+        count = len(fields) * len(chunk)
+        cursor.execute(sql, params[:count])
+        params = params[count:]
+        _keys_set(chunk, cursor.fetchall())
+
+
+def _keys_set(chunk: list, keys: list) -> None:
+    for obj, (pk,) in zip(chunk, keys, strict=True):
+        obj.pk = pk
+        obj._state.adding, obj._state.db = False, connection.alias
 
 
 @functools.cache

@@ -1,5 +1,6 @@
 """One place that knows how we talk to Kafka: JSON values, string keys, settings-driven clients."""
 
+import asyncio
 import itertools
 import json
 import logging
@@ -87,6 +88,27 @@ def producer_reset() -> None:
             except Exception:  # noqa: BLE001 - closing a broken producer must not hide the first error
                 log.debug("closing the Kafka producer failed", exc_info=True)
         _producer = None
+
+
+async def acknowledged(future, timeout: float):
+    """Waits on the event loop for a produce's acknowledgement (kafka-python's future, which its sender
+    thread resolves), without a thread of its own blocked in `future.get` for each message in flight.
+    Raises what the send failed with, or TimeoutError after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+
+    def settle(outcome, failed: bool) -> None:
+        if done.done():  # given up on already (the timeout)
+            return
+        if failed:
+            done.set_exception(outcome)
+        else:
+            done.set_result(outcome)
+
+    future.add_callback(lambda metadata: loop.call_soon_threadsafe(settle, metadata, False))
+    future.add_errback(lambda exc: loop.call_soon_threadsafe(settle, exc, True))
+    async with asyncio.timeout(timeout):
+        return await done
 
 
 def consumer(*topics: str, group_id: str) -> KafkaConsumer:

@@ -5,6 +5,7 @@ response never waits on Kafka); the executor relays its own rows right after its
 could not be sent stay pending and `outbox_sweep` (Celery beat) retries them with backoff.
 """
 
+import contextlib
 import contextvars
 import logging
 from collections.abc import Callable
@@ -43,12 +44,21 @@ RELAY_REQUEST_TTL = 2  # seconds; should a queued relay be lost, the next commit
 _dead_handlers: dict[str, Callable[[OutboxMessage, str], None]] = {}
 
 _collector: contextvars.ContextVar[list | None] = contextvars.ContextVar("outbox_collector", default=None)
+_worker_relays: contextvars.ContextVar[bool] = contextvars.ContextVar("outbox_worker_relays", default=False)
 
 
-def outbox_collect():
+@contextlib.contextmanager
+def outbox_collect(*, worker: bool = False):
     """Inside this block, enqueued messages are gathered, unsaved, for the caller to insert in one go
-    (`OutboxMessage.objects.bulk_create`) before its commit and to relay itself after it."""
-    return collecting(_collector)
+    (`rows_insert`) before its commit and to relay itself after it; with `worker`, the caller only
+    inserts them: they are due at once and a Celery worker is asked to relay them after the commit,
+    as for a message enqueued outside a block (the execute endpoint: its inserts in one round trip)."""
+    token = _worker_relays.set(worker)
+    try:
+        with collecting(_collector) as collected:
+            yield collected
+    finally:
+        _worker_relays.reset(token)
 
 
 def outbox_on_dead(topic: str, handler: Callable[[OutboxMessage, str], None]) -> None:
@@ -74,15 +84,15 @@ def outbox_enqueue(*, topic: str, key: str, payload: dict) -> OutboxMessage:
     (`outbox_collect`) to relay them itself, as the executor does.
     """
     collected = _collector.get()
-    notify = collected is None
+    notify = collected is None or _worker_relays.get()
     # Rows the writer relays itself are left alone by the worker for a while (no double sends).
     due = timezone.now() + (timedelta(0) if notify else send_window())
     message = OutboxMessage(topic=topic, key=key, payload=payload, next_attempt_at=due, trace_context=tracing.carrier())
-    if not notify:
+    if collected is None:
+        rows_insert([message])
+    else:
         collected.append(message)
-        return message
-    rows_insert([message])
-    if not _notify_pending():
+    if notify and not _notify_pending():
         transaction.on_commit(_notify_worker)
     return message
 

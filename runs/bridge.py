@@ -466,7 +466,6 @@ class Bridge:
 
     async def publish(self, message: dict) -> None:
         """Sends a result, retrying until Kafka takes it: the call was made, its answer must not be lost."""
-        loop = asyncio.get_running_loop()
         for attempt in itertools.count():
             try:
                 # With tracing on, the task's span goes along: the executor's handling continues it.
@@ -474,7 +473,7 @@ class Bridge:
                 future = kafka.producer().send(
                     settings.KAFKA_RESULTS_TOPIC, key=str(message["run_id"]), value=message, **extra
                 )
-                await loop.run_in_executor(self.db, future.get, settings.KAFKA_SEND_TIMEOUT_SECONDS)
+                await kafka.acknowledged(future, settings.KAFKA_SEND_TIMEOUT_SECONDS)
                 return
             except MessageSizeTooLargeError as exc:
                 if message.get("status") != "SUCCESS":

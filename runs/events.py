@@ -11,7 +11,7 @@ import contextvars
 from collections.abc import Callable
 
 from core.collect import collecting
-from core.db import rows_insert
+from core.db import rows_insert_together
 from runs.choices import RunStatus, StepStatus
 from runs.models import Event
 from runs.representations import run_data, step_data
@@ -44,10 +44,12 @@ def events_collect():
     return collecting(_buffer)
 
 
-def events_flush(pending: list) -> list[Event]:
+def events_flush(pending: list, with_rows: tuple[list, ...] = ()) -> list[Event]:
+    """Inserts the events, and `with_rows` (lists of other rows) in the same round trip, then calls
+    the sinks, which see the events saved."""
     events = [item() if callable(item) else item for item in pending]
+    rows_insert_together(*with_rows, events)
     if events:
-        rows_insert(events)
         for sink in _sinks:
             sink(events)
     return events

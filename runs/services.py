@@ -8,11 +8,11 @@ from django.db import transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
-from audit.services import audit_record
+from audit.services import audit_event, audit_record
 from core.collect import collecting
 from core.db import rows_insert
 from core.errors import Conflict, FieldError, InvalidInput
-from core.outbox import outbox_enqueue
+from core.outbox import outbox_collect, outbox_enqueue
 from runs import messages
 from runs.agents_ready import agents_ready_check
 from runs.choices import (
@@ -28,7 +28,7 @@ from runs.choices import (
     run_transition_check,
     step_transition_check,
 )
-from runs.events import run_event, step_event
+from runs.events import events_collect, events_flush, run_event, step_event
 from runs.messages import RUN_EVENT
 from runs.models import Run, RunLog, StepExecution
 from workflows.choices import WorkflowStatus
@@ -171,10 +171,7 @@ def run_execute(*, workflow: Workflow, input_data: dict, user, triggered_by: str
             triggered_by=_username(user) if triggered_by is None else triggered_by,
             lease_expires_at=lease_until(),
         )
-        rows_insert([run])  # the SQL built once: an execute's inserts were a third of its CPU
-        run_log(run, f"Run created from {workflow.name!r} version {workflow.version}", source=LogSource.API)
-        run_event(run)  # run.pending
-        audit_record(
+        audit = audit_event(
             user=user,
             action="run.execute",
             resource_type="run",
@@ -182,7 +179,13 @@ def run_execute(*, workflow: Workflow, input_data: dict, user, triggered_by: str
             changes={"workflow_id": [None, str(workflow.pk)], "workflow_version": [None, workflow.version]},
             input_data=input_data,
         )
-        execution_request_enqueue(run)
+        with run_logs_collect() as logs, events_collect() as events, outbox_collect(worker=True) as queued:
+            run_log(run, f"Run created from {workflow.name!r} version {workflow.version}", source=LogSource.API)
+            run_event(run)  # run.pending
+            execution_request_enqueue(run)
+        # The run and its four rows in one round trip (SQL built once): the inserts were a third of
+        # an execute's CPU, and each round trip of its own about 0.3 ms more.
+        events_flush(events, with_rows=([run], logs, [audit], queued))
     return run
 
 

@@ -20,9 +20,9 @@ def unit_of_work(sent: list):
     with outbox_collect() as collected, run_logs_collect() as logs, events_collect() as events:
         with transaction.atomic():
             yield
-            rows_insert(logs)
-            events_flush(events)  # before the outbox: a sink may queue messages of its own
-            rows_insert(collected)
+            queued = len(collected)
+            events_flush(events, with_rows=(logs, collected))  # the three INSERTs in one round trip
+            rows_insert(collected[queued:])  # what the event sinks queued
     sent.extend(collected)
 
 

@@ -7,12 +7,13 @@ import time
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from core.db import INSERT_CHUNK, rows_insert, the_row_with
+from core.db import INSERT_CHUNK, rows_insert, rows_insert_together, the_row_with
 from core.models import ApiKey, OutboxMessage
 from core.roles import Role
 from core.services import api_key_create
-from runs.models import RunLog
+from runs.models import Event, RunLog
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents
 
@@ -44,6 +45,41 @@ def test_more_rows_than_one_statement_takes_go_in_chunks():
     assert len({entry.pk for entry in logs}) == len(logs)
     assert RunLog.objects.filter(run=run).count() == before + len(logs)
     assert RunLog.objects.get(pk=logs[-1].pk).message == str(INSERT_CHUNK + 4)
+
+
+def test_rows_of_several_models_go_together_in_one_round_trip_each_with_its_keys():
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    logs = [RunLog(run=run, message=f"m{i}", source="executor", data={"i": i}) for i in range(INSERT_CHUNK + 2)]
+    events = [Event(type="step.running", run_id=run.id, workflow_id=run.workflow_id, data={"n": 1})]
+    message = OutboxMessage(topic="t", key="k", payload={"a": "%s;'"}, next_attempt_at=logs[0].timestamp)
+    with CaptureQueriesContext(connection) as queries:
+        rows_insert_together(logs, [], events, [message])
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    if connection.vendor == "postgresql":  # elsewhere it is bulk_create, per model and batch
+        assert len(inserts) == 1
+    assert len({entry.pk for entry in logs}) == len(logs) and all(not e._state.adding for e in logs)
+    assert RunLog.objects.get(pk=logs[-1].pk).message == f"m{INSERT_CHUNK + 1}"
+    assert Event.objects.get(pk=events[0].pk).data == {"n": 1}
+    assert OutboxMessage.objects.get(pk=message.pk).payload == {"a": "%s;'"}  # quoting survives the batch
+    rows_insert_together([], [])  # nothing to insert: no query
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="server-side binding is PostgreSQL's")
+def test_with_server_side_binding_the_rows_go_one_insert_at_a_time(settings):
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    raw = connection.connection
+    factory, raw.cursor_factory = raw.cursor_factory, ServerBindingCursor
+    try:
+        logs = [RunLog(run=run, message="a", source="executor"), RunLog(run=run, message="b", source="api")]
+        events = [Event(type="step.running", run_id=run.id, workflow_id=run.workflow_id, data={})]
+        with CaptureQueriesContext(connection) as queries:
+            rows_insert_together(logs, events)
+    finally:
+        raw.cursor_factory = factory
+    assert len([q for q in queries.captured_queries if q["sql"].startswith("INSERT")]) == 2
+    assert [RunLog.objects.get(pk=e.pk).message for e in logs] == ["a", "b"] and Event.objects.get(pk=events[0].pk)
 
 
 def test_the_row_with_its_relation_reads_what_select_related_reads():

@@ -5,6 +5,8 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent
@@ -79,6 +81,23 @@ def test_a_chain_runs_step_by_step_and_ends_with_the_last_output():
     assert [(s.step_id, s.status) for s in steps] == [("s1", "COMPLETED"), ("s2", "COMPLETED")]
     # The step's own span, not the 5 ms the result says the call took (tests/runs/test_step_durations.py).
     assert all(s.duration_ms == int((s.completed_at - s.started_at).total_seconds() * 1000) for s in steps)
+
+
+def test_a_result_writes_its_logs_events_and_outbox_rows_in_one_round_trip():
+    run = run_execute(workflow=workflow_with_agents("a", "b"), input_data={"text": "x"}, user=None)
+    [task] = tasks(start(run))
+    with CaptureQueriesContext(connection) as queries:
+        [task2] = tasks(result(task, {"text": "y"}))
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    if connection.vendor == "postgresql":  # the next step's row, then the three tables together
+        assert [sql.split(" (")[0] for sql in inserts] == [
+            'INSERT INTO "runs_stepexecution"',
+            'INSERT INTO "runs_runlog"',
+        ]
+        assert 'INSERT INTO "runs_event"' in inserts[1] and 'INSERT INTO "core_outboxmessage"' in inserts[1]
+    assert task2["step_id"] == "s2"
+    assert RunLog.objects.filter(run=run, message="Step 's1' completed").exists()
+    assert run.events.filter(type="step.completed").count() == 1
 
 
 def test_redelivered_messages_change_nothing():

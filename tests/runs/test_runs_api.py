@@ -2,12 +2,15 @@ import uuid
 
 import pytest
 from django.conf import settings
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from core.models import OutboxMessage
 from core.outbox import _notify_worker
 from runs.choices import RunStatus
-from runs.models import Run, RunLog, StepExecution
+from runs.models import Event, Run, RunLog, StepExecution
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents
 from workflows.services import workflow_delete, workflow_update
@@ -193,3 +196,20 @@ def test_one_relay_request_per_transaction(operator, django_capture_on_commit_ca
     with django_capture_on_commit_callbacks() as callbacks:
         assert execute(operator, workflow).status_code == 202
     assert len([c for c in callbacks if c is _notify_worker]) == 1  # (the engine metrics count after it too)
+
+
+def test_an_execute_writes_its_five_rows_in_one_round_trip(operator, django_capture_on_commit_callbacks):
+    workflow = workflow_with_agents("a")
+    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as callbacks:
+        response = execute(operator, workflow)
+    assert response.status_code == 202
+    run = Run.objects.get(pk=response.json()["id"])
+    inserts = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("INSERT")]
+    if connection.vendor == "postgresql":  # elsewhere each model has its bulk_create
+        assert len(inserts) == 1
+    assert RunLog.objects.filter(run=run, source="api").count() == 1
+    assert Event.objects.filter(run_id=run.id, type="run.pending").count() == 1
+    assert AuditEvent.objects.filter(action="run.execute", resource_id=str(run.id)).count() == 1
+    request = OutboxMessage.objects.get(topic=settings.KAFKA_EXECUTION_TOPIC, key=str(run.id))
+    assert request.next_attempt_at <= timezone.now()  # due at once: a worker relays it, asked after commit
+    assert [c for c in callbacks if c is _notify_worker] == [_notify_worker]
