@@ -8,6 +8,7 @@ from django.db import transaction
 
 from core.db import for_update, rows_insert, the_row
 from core.outbox import outbox_collect
+from core.versions import versions_once
 from runs.events import events_collect, events_flush
 from runs.models import Run
 from runs.services import run_logs_collect
@@ -17,7 +18,7 @@ from runs.services import run_logs_collect
 def unit_of_work(sent: list):
     """One transaction whose run logs and outbox rows are inserted in bulk at its end; the rows to
     relay after the commit are added to `sent`."""
-    with outbox_collect() as collected, run_logs_collect() as logs, events_collect() as events:
+    with outbox_collect() as collected, run_logs_collect() as logs, events_collect() as events, versions_once():
         with transaction.atomic():
             yield
             queued = len(collected)

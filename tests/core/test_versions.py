@@ -3,6 +3,7 @@
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from agents.choices import AgentStatus
 from agents.models import Agent
@@ -69,3 +70,17 @@ def test_a_new_or_deactivated_webhook_endpoint_is_seen_at_the_next_event():
     assert [e.id for e in versions.kept("webhooks_webhookendpoint", "active", active_endpoints)] == [endpoint.id]
     WebhookEndpoint.objects.filter(pk=endpoint.pk).update(active=False)
     assert versions.kept("webhooks_webhookendpoint", "active", active_endpoints) == []
+
+
+@postgresql
+def test_in_a_versions_once_block_every_table_version_is_read_in_one_query_and_again_after_it():
+    AgentFactory(name="kept")
+    outside = {table: versions.table_version(table) for table in ("agents_agent", "webhooks_webhookendpoint")}
+    with CaptureQueriesContext(connection) as queries, versions.versions_once():
+        inside = {table: versions.table_version(table) for table in ("agents_agent", "webhooks_webhookendpoint")}
+        assert versions.table_version("no_such_table") is None
+    assert inside == outside and None not in inside.values()
+    assert len(queries.captured_queries) == 1
+    Agent.objects.filter(name="kept").update(description="changed")
+    with versions.versions_once():  # a new block reads them again
+        assert versions.table_version("agents_agent") != inside["agents_agent"]
