@@ -72,6 +72,33 @@ def the_row(model, where: str, params: list, *, omit: tuple[str, ...] = (), tail
     return next(iter(model.objects.raw(_select(model, where, omit, tail, extra), _params(params))), None)
 
 
+def the_rows(*lookups: tuple) -> list:
+    """`the_row(model, where, params, omit=..., tail=...)` of each lookup, a tuple of those five, in one
+    round trip on PostgreSQL: the SELECTs go as one query string (Django's default client-side binding)
+    and run one after the other, each with a snapshot of its own, so a SELECT after a row lock sees
+    what the lock waited for, as it would in a query of its own. Elsewhere each is its own query."""
+    cursor = connection.cursor()
+    with cursor:
+        if connection.vendor != "postgresql" or not isinstance(cursor.cursor, psycopg.ClientCursor):
+            return [the_row(model, where, params, omit=omit, tail=tail) for model, where, params, omit, tail in lookups]
+        cursor.execute(
+            ";\n".join(_select(model, where, omit, tail, "") for model, where, _, omit, tail in lookups),
+            [value for _, _, params, _, _ in lookups for value in params],
+        )
+        found = []
+        for index, (model, _, _, omit, _) in enumerate(lookups):
+            if index:
+                cursor.nextset()
+            row = cursor.fetchone()
+            found.append(None if row is None else _instance(model, _columns(model, omit), row))
+        return found
+
+
+@functools.cache
+def _columns(model, omit: tuple[str, ...]) -> list:
+    return [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields if f.attname not in omit]
+
+
 def _params(params: list) -> list:
     """Parameters of hand-written SQL as this database stores them: elsewhere than PostgreSQL Django
     keeps a UUID as its 32 hex digits."""

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.db import INSERT_CHUNK, rows_insert, rows_insert_together, the_row_with
+from core.db import INSERT_CHUNK, rows_insert, rows_insert_together, the_row, the_row_with, the_rows
 from core.models import ApiKey, OutboxMessage
 from core.roles import Role
 from core.services import api_key_create
@@ -76,9 +76,14 @@ def test_with_server_side_binding_the_rows_go_one_insert_at_a_time(settings):
         events = [Event(type="step.running", run_id=run.id, workflow_id=run.workflow_id, data={})]
         with CaptureQueriesContext(connection) as queries:
             rows_insert_together(logs, events)
+        with CaptureQueriesContext(connection) as reads:
+            found = the_rows(
+                (RunLog, '"id" = %s', [logs[0].pk], (), "LIMIT 1"), (Event, '"id" = %s', [events[0].pk], (), "LIMIT 1")
+            )
     finally:
         raw.cursor_factory = factory
     assert len([q for q in queries.captured_queries if q["sql"].startswith("INSERT")]) == 2
+    assert len(reads.captured_queries) == 2 and [row.pk for row in found] == [logs[0].pk, events[0].pk]
     assert [RunLog.objects.get(pk=e.pk).message for e in logs] == ["a", "b"] and Event.objects.get(pk=events[0].pk)
 
 
@@ -126,3 +131,36 @@ def test_threads_end_closes_each_threads_connection():
         time.sleep(0.05)
     assert sessions() == before
     threads_end(pool)  # a second time: nothing to do
+
+
+def test_the_rows_of_several_lookups_are_what_the_row_reads_in_one_round_trip():
+    from runs.models import Run, StepExecution
+    from tests.runs.test_executor import start
+
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    start(run)
+    step = StepExecution.objects.get(run=run)
+    lookups = [
+        (
+            Run,
+            '"id" = %s',
+            [run.pk],
+            ("input_data", "output_data"),
+            "FOR UPDATE" if connection.vendor == "postgresql" else "",
+        ),
+        (StepExecution, '"run_id" = %s AND "correlation_id" = %s', [run.pk, step.correlation_id], (), "LIMIT 1"),
+        (StepExecution, '"correlation_id" = %s', ["no such id"], (), "LIMIT 1"),
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        found = the_rows(*lookups)
+    if connection.vendor == "postgresql":
+        assert len(queries.captured_queries) == 1
+    expected = [the_row(model, where, params, omit=omit, tail=tail) for model, where, params, omit, tail in lookups]
+    assert found[2] is None and expected[2] is None
+    for got, want in zip(found[:2], expected[:2], strict=True):
+        assert type(got) is type(want) and got.get_deferred_fields() == want.get_deferred_fields()
+        assert not got._state.adding and got._state.db == "default"
+        fields = [f.attname for f in type(got)._meta.concrete_fields if f.attname not in got.get_deferred_fields()]
+        assert [getattr(got, name) for name in fields] == [getattr(want, name) for name in fields]
+    assert found[0].get_deferred_fields() == {"input_data", "output_data"}
+    assert found[1].input_data == {"text": "x"} and found[1].started_at.tzinfo is not None
