@@ -207,6 +207,8 @@ def test_an_execute_writes_its_five_rows_in_one_round_trip(operator, django_capt
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("INSERT")]
     if connection.vendor == "postgresql":  # elsewhere each model has its bulk_create
         assert len(inserts) == 1
+        # The agents' statuses and the webhook endpoints: their versions read together, once.
+        assert len([q for q in queries.captured_queries if "core_tableversion" in q["sql"]]) == 1
     assert RunLog.objects.filter(run=run, source="api").count() == 1
     assert Event.objects.filter(run_id=run.id, type="run.pending").count() == 1
     assert AuditEvent.objects.filter(action="run.execute", resource_id=str(run.id)).count() == 1
