@@ -239,8 +239,16 @@ class OffsetTracker:
         return offsets
 
     def mark_committed(self, offsets: dict) -> None:
-        for partition, meta in offsets.items():
-            self.committed[partition] = meta.offset
+        with self.lock:
+            for partition, meta in offsets.items():
+                self.committed[partition] = meta.offset
+
+    def commit_failed(self, offsets: dict) -> None:
+        """Unmarks offsets marked committed when their commit was sent, so the next poll sends them again."""
+        with self.lock:
+            for partition, meta in offsets.items():
+                if self.committed.get(partition) == meta.offset:
+                    del self.committed[partition]
 
     def forget(self, keep) -> None:
         with self.lock:

@@ -486,7 +486,9 @@ class Bridge:
                 kafka.producer_reset()
                 await asyncio.sleep(min(2**attempt, 10))
 
-    def poll(self) -> dict:
+    def poll(self, *, final: bool = False) -> dict:
+        """The next tasks, as many as there is room for; commits what is done. `final`: the last call,
+        which waits for its commit (the consumer closes next)."""
         assigned = self.consumer.assignment()
         # Tasks waiting for an agent at its max_concurrency hold no slot: up to BRIDGE_MAX_WAITING of them
         # are held on top of the slots, so tasks for the other agents keep coming in.
@@ -507,13 +509,24 @@ class Bridge:
             self.loss.check(self.consumer)  # rewinds what the broker lost; the executor sends it again
         self.tracker.forget(self.consumer.assignment())
         offsets = self.tracker.committable()
-        if offsets:
+        if offsets and final:
             try:
                 self.consumer.commit(offsets)
                 self.tracker.mark_committed(offsets)
             except KafkaError as exc:  # a rebalance or broker restart: the new owner redelivers
                 log.warning("offset commit failed (%s); tasks may be delivered again", exc)
+        elif offsets:
+            # Asynchronous: a commit waited for held the tasks just fetched back from their calls by a
+            # round trip to the broker. Marked at once (not sent again by the next poll); one that
+            # fails is unmarked by its callback and sent again.
+            self.tracker.mark_committed(offsets)
+            self.consumer.commit_async(offsets, callback=self.commit_done)
         return records
+
+    def commit_done(self, offsets, response) -> None:
+        if isinstance(response, Exception):  # a rebalance or broker restart: the new owner redelivers
+            log.warning("offset commit failed (%s); tasks may be delivered again", response)
+            self.tracker.commit_failed(offsets)
 
     async def main(self, *, once: bool = False) -> None:
         loop = asyncio.get_running_loop()
@@ -570,7 +583,7 @@ class Bridge:
             if tasks:
                 await asyncio.wait(tasks, timeout=30)  # let calls in flight finish and publish
             await self.breakers.successes_write()  # the calls' outcomes not written yet
-            await loop.run_in_executor(self.poller, self.poll)  # last commit
+            await loop.run_in_executor(self.poller, functools.partial(self.poll, final=True))  # last commit
         self.consumer.close()
         threads_end(self.db)  # its threads' database connections closed, not left to garbage collection
         log.info("bridge stopped")

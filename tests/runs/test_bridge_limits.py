@@ -10,6 +10,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from agents import a2a
@@ -220,6 +221,9 @@ class FakeConsumer:
     def commit(self, offsets):
         pass
 
+    def commit_async(self, offsets, callback):
+        pass
+
 
 def test_the_consumer_keeps_going_while_tasks_wait_up_to_the_waiting_bound(settings):
     settings.BRIDGE_MAX_IN_FLIGHT, settings.BRIDGE_MAX_WAITING = 4, 3
@@ -263,3 +267,39 @@ def test_gates_hand_turns_on_in_order_and_drop_waiters_that_give_up():
         assert gates.gates == {}
 
     asyncio.run(go())
+
+
+class CommittingConsumer(FakeConsumer):
+    """Records the bridge's offset commits: those it waits for and those it only sends."""
+
+    def __init__(self):
+        super().__init__()
+        self.waited, self.sent = [], []
+
+    def commit(self, offsets):
+        self.waited.append({p: m.offset for p, m in offsets.items()})
+
+    def commit_async(self, offsets, callback):
+        self.sent.append(({p: m.offset for p, m in offsets.items()}, callback, offsets))
+
+
+def test_offsets_are_committed_without_waiting_and_a_failed_commit_is_sent_again():
+    bridge, consumer = Bridge(), CommittingConsumer()
+    bridge.consumer = consumer
+    for offset in range(3):
+        bridge.tracker.add(PARTITION, offset)
+        bridge.tracker.done(PARTITION, offset)
+    bridge.poll()
+    assert consumer.waited == [] and [sent for sent, _, _ in consumer.sent] == [{PARTITION: 3}]
+    bridge.poll()
+    assert len(consumer.sent) == 1  # in flight: not sent again
+    _, callback, offsets = consumer.sent[0]
+    callback(offsets, KafkaError("rebalance"))  # kafka-python's answer to a commit that failed
+    bridge.poll()
+    assert [sent for sent, _, _ in consumer.sent] == [{PARTITION: 3}, {PARTITION: 3}]
+    _, callback, offsets = consumer.sent[1]
+    callback(offsets, None)  # went through
+    bridge.tracker.add(PARTITION, 3)
+    bridge.tracker.done(PARTITION, 3)
+    bridge.poll(final=True)  # the last one, before the consumer closes, is waited for
+    assert consumer.waited == [{PARTITION: 4}] and len(consumer.sent) == 2
