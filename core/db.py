@@ -69,7 +69,7 @@ def the_row(model, where: str, params: list, *, omit: tuple[str, ...] = (), tail
     fields left deferred; `tail`: ORDER BY, LIMIT, FOR UPDATE; `extra`: more columns (", <sql> AS
     name", their placeholders first in `params`), set as attributes. For the engine's hot reads: the
     ORM compiles each query again every time (0.5-2.5 ms of CPU), this SQL is built once."""
-    return next(iter(model.objects.raw(_select(model, where, omit, tail, extra), _params(params))), None)
+    return next(iter(model.objects.raw(_select(model, where, omit, tail, extra), db_params(params))), None)
 
 
 def the_rows(*lookups: tuple) -> list:
@@ -99,12 +99,20 @@ def _columns(model, omit: tuple[str, ...]) -> list:
     return [f.get_col(model._meta.db_table) for f in model._meta.concrete_fields if f.attname not in omit]
 
 
-def _params(params: list) -> list:
+def db_params(params: list) -> list:
     """Parameters of hand-written SQL as this database stores them: elsewhere than PostgreSQL Django
-    keeps a UUID as its 32 hex digits."""
+    keeps a UUID as its 32 hex digits and a datetime as naive UTC text."""
     if connection.vendor == "postgresql":
         return params
-    return [value.hex if isinstance(value, uuid.UUID) else value for value in params]
+    return [_stored(value) for value in params]
+
+
+def _stored(value):
+    if isinstance(value, uuid.UUID):
+        return value.hex
+    if isinstance(value, datetime.datetime):
+        return connection.ops.adapt_datetimefield_value(value)
+    return value
 
 
 def placeholders(values) -> str:
@@ -216,7 +224,7 @@ def the_row_with(model, relation: str, where: str, params: list):
     user): the ORM spent 0.50 ms of CPU on it, mostly compiling the join; this 0.18 in all."""
     sql, own, theirs = _joined(model, relation, where)
     with connection.cursor() as cursor:
-        cursor.execute(sql, _params(params))
+        cursor.execute(sql, db_params(params))
         row = cursor.fetchone()
     if row is None:
         return None

@@ -20,12 +20,13 @@ import secrets
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_delay, retry_policy
-from core.db import storable, the_one, the_row
+from core.db import db_params, placeholders, storable, the_one, the_row
 from core.outbox import outbox_enqueue
 from core.versions import kept
 from runs import messages
@@ -59,6 +60,10 @@ from runs.services import (
 from workflows.definition.references import UnresolvedReference, resolve_value
 
 SOURCE = LogSource.EXECUTOR
+DUE_SQL = (
+    f'SELECT "id" FROM "runs_stepexecution" WHERE "run_id" = %s AND "status" IN ({placeholders(ACTIVE_STEP)})'  # noqa: S608 - fixed
+    ' AND "due_at" <= %s AND "attempt" = %s ORDER BY "due_at"'
+)
 
 
 def live_agent(name: str) -> Agent | None:
@@ -140,8 +145,7 @@ class Decider(Blocks):
     def overdue_handle(self, now) -> None:
         """Tries past their deadline (retried per policy), retries that are due, and blocks or
         fork-join branches past their timeout."""
-        due = self.run.steps.filter(status__in=ACTIVE_STEP, due_at__lte=now, attempt=self.run.attempt)
-        for row_id in list(due.order_by("due_at").values_list("id", flat=True)):
+        for row_id in self.due_ids(now):
             row = self.row(row_id, fresh=True)  # an earlier one may have cancelled it
             if self.run.status not in RECORDING_RUN or row.status not in ACTIVE_STEP:
                 continue
@@ -156,6 +160,13 @@ class Decider(Blocks):
             else:
                 self.expire(row)
         self.lease_renew()
+
+    def due_ids(self, now) -> list:
+        """The ids of the run's active tries of its attempt whose `due_at` has come, soonest first. SQL
+        built once: the ORM compiled it again at every execution request (0.5 ms of CPU)."""
+        with connection.cursor() as cursor:
+            cursor.execute(DUE_SQL, db_params([self.run.pk, *ACTIVE_STEP, now, self.run.attempt]))
+            return [row_id for (row_id,) in cursor.fetchall()]
 
     # -- rows ------------------------------------------------------------------------------------
 

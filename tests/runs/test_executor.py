@@ -303,3 +303,14 @@ def test_rows_a_writer_relays_itself_are_left_to_it_for_longer_than_a_send_can_t
     sent = start(run)
     task_row = next(m for m in sent if m.topic == settings.KAFKA_TASKS_TOPIC)
     assert task_row.next_attempt_at >= before + timedelta(seconds=30)
+
+
+def test_a_starting_run_reads_its_input_and_output_for_its_event_in_one_query():
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "big"}, user=None)
+    with CaptureQueriesContext(connection) as queries:
+        start(run)
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "id", "input_data"')]
+    assert len(reads) == 1 and '"output_data"' in reads[0]  # both at once, not one query each
+    event = run.events.get(type="run.running")
+    assert event.data["input_data"] == {"text": "big"} and event.data["output_data"] is None
+    assert event.data["status"] == "RUNNING" and event.data["started_at"]
