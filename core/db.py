@@ -179,6 +179,29 @@ def rows_insert_together(*groups: list) -> None:
             _keys_set(chunk, cursor.fetchall())
 
 
+@functools.cache
+def _update(model, fields: tuple[str, ...]) -> tuple[list, str]:
+    quote = connection.ops.quote_name
+    updated = [model._meta.get_field(name) for name in fields]
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in updated)
+    table, pk = quote(model._meta.db_table), quote(model._meta.pk.column)
+    return updated, f"UPDATE {table} SET {sets} WHERE {pk} = %s"  # noqa: S608 - names from the model
+
+
+def row_update(obj, fields: list[str]) -> None:
+    """`obj.save(update_fields=fields)` for the hot paths (a step's result): the SQL built once per model
+    and field list, where the ORM compiled the UPDATE again every time (0.5 ms of CPU). As with
+    save(), DatabaseError when no row was updated; unlike it, no signal is sent."""
+    model = type(obj)
+    updated, sql = _update(model, tuple(fields))
+    params = [f.get_db_prep_save(f.pre_save(obj, False), connection) for f in updated]
+    params.append(model._meta.pk.get_db_prep_value(obj.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
 def _one_by_one(cursor, chunks: list, params: list) -> None:
     for chunk in chunks:
         fields, sql = _insert(type(chunk[0]), len(chunk))

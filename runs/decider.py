@@ -26,7 +26,7 @@ from django.utils import timezone
 from agents.choices import AgentStatus
 from agents.models import Agent
 from agents.policy import retry_delay, retry_policy
-from core.db import db_params, placeholders, storable, the_one, the_row
+from core.db import db_params, placeholders, row_update, rows_insert, storable, the_one, the_row
 from core.outbox import outbox_enqueue
 from core.versions import kept
 from runs import messages
@@ -126,7 +126,7 @@ class Decider(Blocks):
             error = storable(str(result.get("error_message") or "The agent reported a failure"))
             execution.error_message = error[:100_000]
             message, level = f"Step '{execution.step_id}' failed: {execution.error_message}", LogLevel.ERROR
-        execution.save(update_fields=["status", "output_data", "error_message", "completed_at", "duration_ms"])
+        row_update(execution, ["status", "output_data", "error_message", "completed_at", "duration_ms"])
         run_log(
             self.run,
             message,
@@ -404,7 +404,10 @@ class Decider(Blocks):
         grace = timedelta(seconds=settings.EXECUTOR_STEP_GRACE_SECONDS)
         execution.due_at = now + timedelta(milliseconds=execution.timeout_ms) + grace
         self.deadlines.append(execution.due_at)
-        execution.save()
+        if execution._state.adding:
+            rows_insert([execution])  # the SQL built once: save() compiled the INSERT every time
+        else:
+            execution.save()
         self.remember(execution)
         retry = self.plan.steps[execution.step_id].get("retry")
         task = messages.agent_task(self.run, execution, retry=retry)

@@ -164,3 +164,24 @@ def test_the_rows_of_several_lookups_are_what_the_row_reads_in_one_round_trip():
         assert [getattr(got, name) for name in fields] == [getattr(want, name) for name in fields]
     assert found[0].get_deferred_fields() == {"input_data", "output_data"}
     assert found[1].input_data == {"text": "x"} and found[1].started_at.tzinfo is not None
+
+
+def test_row_update_writes_what_save_with_update_fields_writes_and_fails_without_a_row():
+    from django.db import DatabaseError
+
+    from core.db import row_update
+    from runs.models import StepExecution
+    from tests.runs.test_executor import start
+
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    start(run)
+    step = StepExecution.objects.get(run=run)
+    step.status, step.output_data, step.error_message = "COMPLETED", {"t": "é\\u0000", "n": [1, None]}, ""
+    step.duration_ms, step.task_id = 12, "not saved"  # a field outside the list stays as stored
+    row_update(step, ["status", "output_data", "error_message", "duration_ms"])
+    stored = StepExecution.objects.get(pk=step.pk)
+    assert (stored.status, stored.output_data, stored.duration_ms) == ("COMPLETED", step.output_data, 12)
+    assert stored.task_id != "not saved"
+    StepExecution.objects.filter(pk=step.pk).delete()
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        row_update(step, ["status"])
