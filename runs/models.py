@@ -9,6 +9,10 @@ from core.formats import iso_datetime
 from runs.choices import ACTIVE_RUN, ACTIVE_STEP, LogLevel, LogSource, RunStatus, StepStatus
 from workflows.models import Workflow
 
+# A run's input and output can be large (a loop's collection): the executor's row lock leaves them
+# unread (runs/work.py) until a reference or a run event needs them (runs/events.py).
+RUN_LARGE_FIELDS = ("input_data", "output_data")
+
 
 class Run(models.Model):
     """One execution of a workflow, pinned to the version (and plan) it started with."""

@@ -10,7 +10,7 @@ from core.db import for_update, rows_insert, the_row, the_rows
 from core.outbox import outbox_collect
 from core.versions import versions_once
 from runs.events import events_collect, events_flush
-from runs.models import Run, StepExecution
+from runs.models import RUN_LARGE_FIELDS, Run, StepExecution
 from runs.services import run_logs_collect
 
 
@@ -27,28 +27,29 @@ def unit_of_work(sent: list):
     sent.extend(collected)
 
 
-# The input and output can be large (a loop's collection); read only when a reference asks.
-RUN_OMIT = ("input_data", "output_data")
-
-
 def locked_run(run_id) -> Run | None:
     """The run, locked for the rest of the transaction; None for an id that is not a run's."""
-    try:
-        run_id = uuid.UUID(str(run_id))
-    except ValueError:
+    run_id = _run_uuid(run_id)
+    if run_id is None:
         return None
-    return the_row(Run, '"id" = %s', [run_id], omit=RUN_OMIT, tail=for_update())
+    return the_row(Run, '"id" = %s', [run_id], omit=RUN_LARGE_FIELDS, tail=for_update())
 
 
 def locked_run_and_step(run_id, correlation_id: str) -> tuple[Run | None, StepExecution | None]:
     """`locked_run`, and then its step execution of `correlation_id` (read once the lock is held), in
     one round trip: an agent result's first two reads."""
-    try:
-        run_id = uuid.UUID(str(run_id))
-    except ValueError:
+    run_id = _run_uuid(run_id)
+    if run_id is None:
         return None, None
     run, step = the_rows(
-        (Run, '"id" = %s', [run_id], RUN_OMIT, for_update()),
+        (Run, '"id" = %s', [run_id], RUN_LARGE_FIELDS, for_update()),
         (StepExecution, '"run_id" = %s AND "correlation_id" = %s', [run_id, correlation_id], (), "LIMIT 1"),
     )
     return run, step if run is not None else None
+
+
+def _run_uuid(run_id) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(run_id))
+    except ValueError:
+        return None
