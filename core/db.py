@@ -202,6 +202,21 @@ def row_update(obj, fields: list[str]) -> None:
             raise DatabaseError("Save with update_fields did not affect any rows.")
 
 
+def row_save(obj) -> None:
+    """`obj.save()` of a row read before, by `row_update` of every field it holds (a deferred field
+    stays as it is in the row, as with save()). A new row is saved by save()."""
+    if obj._state.adding:
+        obj.save()
+        return
+    deferred = obj.get_deferred_fields()
+    row_update(obj, _loaded(type(obj), frozenset(deferred)))
+
+
+@functools.cache
+def _loaded(model, deferred: frozenset) -> list[str]:
+    return [f.attname for f in model._meta.concrete_fields if not f.primary_key and f.attname not in deferred]
+
+
 def _one_by_one(cursor, chunks: list, params: list) -> None:
     for chunk in chunks:
         fields, sql = _insert(type(chunk[0]), len(chunk))

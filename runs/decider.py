@@ -99,7 +99,9 @@ class Decider(Blocks):
             for row in (holder, holder.parent if holder is not None else None):
                 if row is not None:
                     self.remember(row)
-        agent_task_remember(execution, result)
+        task_fields = agent_task_remember(execution, result)
+        if task_fields and (stale_answer(execution, result) or result.get("status") == StepStatus.INPUT_REQUIRED):
+            row_update(execution, task_fields)  # these paths save other fields, or none
         if stale_answer(execution, result):
             run_log(
                 self.run,
@@ -126,7 +128,7 @@ class Decider(Blocks):
             error = storable(str(result.get("error_message") or "The agent reported a failure"))
             execution.error_message = error[:100_000]
             message, level = f"Step '{execution.step_id}' failed: {execution.error_message}", LogLevel.ERROR
-        row_update(execution, ["status", "output_data", "error_message", "completed_at", "duration_ms"])
+        row_update(execution, ["status", "output_data", "error_message", "completed_at", "duration_ms", *task_fields])
         run_log(
             self.run,
             message,

@@ -36,17 +36,17 @@ def input_timeout_seconds(run: Run, execution: StepExecution) -> int:
     return int(step.get("input_timeout_seconds") or DEFAULT_INPUT_TIMEOUT_SECONDS)
 
 
-def agent_task_remember(execution: StepExecution, result: dict) -> None:
-    """Keeps the agent's task and context ids a result names (the bridge may have written them
-    already: then this changes nothing and costs nothing)."""
+def agent_task_remember(execution: StepExecution, result: dict) -> list[str]:
+    """Sets the agent's task and context ids a result names (the bridge may have written them
+    already: then this changes nothing) and returns the fields it changed, unsaved: the caller saves
+    them with the result's own UPDATE (an UPDATE of their own was 5 % of the executor's CPU)."""
     changed = []
     for field in ("agent_task_id", "agent_context_id"):
         value = result.get(field)
         if isinstance(value, str) and value and value[:300] != getattr(execution, field):
             setattr(execution, field, storable(value)[:300])
             changed.append(field)
-    if changed:
-        execution.save(update_fields=changed)
+    return changed
 
 
 def stale_answer(execution: StepExecution, result: dict) -> bool:

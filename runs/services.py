@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 
 from audit.services import audit_event, audit_record
 from core.collect import collecting
-from core.db import rows_insert
+from core.db import row_save, rows_insert
 from core.errors import Conflict, FieldError, InvalidInput
 from core.outbox import outbox_collect, outbox_enqueue
 from core.versions import versions_once
@@ -115,7 +115,7 @@ def run_transition(run: Run, status: str, *, source: str, error: str = "", outpu
             run.error_message = error
         if status == RunStatus.CANCELLED:
             run.cancelled_at = now
-    run.save()
+    row_save(run)  # the UPDATE built once (save() compiled it again: 9 % of the executor)
     resumed = previous == RunStatus.PAUSED and status == RunStatus.RUNNING
     run_event(run, type_="run.resumed" if resumed else None)
     level = LogLevel.ERROR if status == RunStatus.FAILED else LogLevel.INFO

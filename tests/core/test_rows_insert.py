@@ -185,3 +185,27 @@ def test_row_update_writes_what_save_with_update_fields_writes_and_fails_without
     StepExecution.objects.filter(pk=step.pk).delete()
     with pytest.raises(DatabaseError, match="did not affect any rows"):
         row_update(step, ["status"])
+
+
+def test_row_save_writes_every_loaded_field_leaves_deferred_ones_and_saves_a_new_row():
+    from core.db import row_save
+    from runs.models import RUN_LARGE_FIELDS, Run
+
+    run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    loaded = Run.objects.defer(*RUN_LARGE_FIELDS).get(pk=run.pk)
+    before = loaded.updated_at
+    loaded.status, loaded.error_message, loaded.recoveries = "RUNNING", "kept", 3
+    with CaptureQueriesContext(connection) as queries:
+        row_save(loaded)
+    assert len(queries) == 1 and queries[0]["sql"].startswith("UPDATE")
+    stored = Run.objects.get(pk=run.pk)
+    assert (stored.status, stored.error_message, stored.recoveries) == ("RUNNING", "kept", 3)
+    assert stored.input_data == {"text": "x"} and stored.updated_at > before  # deferred: untouched; auto_now set
+    Run.objects.filter(pk=run.pk).update(input_data={"text": "changed elsewhere"})
+    loaded.output_data = {"out": 1}  # assigned: loaded now, so written
+    row_save(loaded)
+    stored = Run.objects.get(pk=run.pk)
+    assert stored.output_data == {"out": 1} and stored.input_data == {"text": "changed elsewhere"}
+    fresh = Run(workflow=run.workflow, workflow_name="w", workflow_version=1, plan=run.plan, input_data={})
+    row_save(fresh)
+    assert Run.objects.filter(pk=fresh.pk).exists()
