@@ -1,13 +1,15 @@
 """Benchmark the execution engine: the execute endpoint, the engine's overhead per step, and many runs at once.
 
 What it measures (the whole system in processes, as `tests/support/system.py` starts it: gunicorn,
-Celery worker + beat, executor, bridge, the embedded broker and the demo agent, on PostgreSQL)
+Celery worker + beat, executor, bridge, the embedded broker and an agent, on PostgreSQL). The agent is
+``bench/instant_agent.py`` (an A2A echo in a bare ASGI app, about 0.5 ms of CPU a call) unless
+``--agent demo`` picks the demo agent (a2a-sdk's server, about 5 ms of CPU a call on the same cores)
 
     (a) execute: requests/s and latency of ``POST /workflows/{id}/execute`` for ``--triggers`` runs
         of a one-step workflow from ``--concurrency`` client processes while the system executes
         them (target, issue 18: at least 300/s with p99 at most 50 ms); then how long the system
         takes to finish them all, and the CPU seconds per request of each process.
-    (b) overhead: one 50-step chain against the demo agent's instant ``echo`` skill; for each step the
+    (b) overhead: one 50-step chain against the agent's instant ``echo``; for each step the
         time from its dispatch to the next step's dispatch, and the part of it the agent's HTTP call
         took (as the bridge timed it: its run log entry's ``data.duration_ms``); their difference is
         the engine's overhead per step: executor, both Kafka hops and the bridge (target: median at
@@ -21,7 +23,7 @@ How to run (from the project root, PostgreSQL on 127.0.0.1:5432 with trust auth)
 
     .venv/bin/python bench/engine.py [--triggers 2000] [--concurrency 8] [--runs 200] [--web-workers 2]
                                       [--celery-redis redis://127.0.0.1:6379/15] [--parts a,b,c]
-                                      [--env NAME=VALUE ...] [--json]
+                                      [--agent instant|demo] [--env NAME=VALUE ...] [--json]
 
 ``--env`` sets a variable for every process of the system (e.g. ``DATABASE_POOL_SIZE=0`` to compare);
 ``--json`` ends the output with the figures as one JSON line (bench/run_all.py reads it).
@@ -229,6 +231,12 @@ def main() -> int:
     parser.add_argument("--web-workers", type=int, default=2)
     parser.add_argument("--celery-redis", default=None)
     parser.add_argument("--fetch-wait-ms", type=int, default=None, help="KAFKA_FETCH_MAX_WAIT_MS (default 5)")
+    parser.add_argument(
+        "--agent",
+        choices=("instant", "demo"),
+        default="instant",
+        help="the agent called: bench/instant_agent.py (default) or the demo agent (a2a-sdk's server)",
+    )
     parser.add_argument("--parts", default="a,b,c", help="which measurements, comma-separated (default a,b,c)")
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE", help="for every process")
     args = parser.parse_args()
@@ -244,7 +252,8 @@ def main() -> int:
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
     with contextlib.nullcontext(keep) if keep else tempfile.TemporaryDirectory() as tmp:
-        system = System(Path(tmp), extra_env=extra, web_workers=args.web_workers).start()
+        system = System(Path(tmp), extra_env=extra, web_workers=args.web_workers, agent=args.agent).start()
+        print("agent:", "bench/instant_agent.py" if args.agent == "instant" else "the demo agent (a2a-sdk)")
         try:
             response = system.api(
                 "POST",

@@ -326,6 +326,9 @@ EXECUTOR_TICK_SECONDS = env_int("EXECUTOR_TICK_SECONDS", 1, minimum=1)
 # A message met by a passing database error (connection lost, deadlock) is tried this many times, then
 # skipped (its step's deadline and the run's lease still end the run); other database errors at once.
 EXECUTOR_TRANSIENT_RETRIES = env_int("EXECUTOR_TRANSIENT_RETRIES", 10, minimum=1)
+# The messages of one poll handled in one transaction (runs/executor.py batch_handle): one commit for
+# many results; 1 gives each message its own transaction. Locks are held until the group commits.
+EXECUTOR_GROUP_MAX = env_int("EXECUTOR_GROUP_MAX", 50, minimum=1, maximum=500)
 RUN_RECOVERY_SECONDS = env_int("RUN_RECOVERY_SECONDS", 30, minimum=1)
 # How often beat folds the run counters' deltas (runs/counts.py): the lists read the unfolded ones too,
 # so this bounds their number (about 5 per run and second), not the totals' exactness.

@@ -227,24 +227,25 @@ class Executor:
     def handle(self, topic: str, raw: bytes, headers=None) -> list:
         """One message in one transaction; returns the outbox rows to send after commit. `headers`:
         the Kafka message's, whose trace context the handling continues (and the rows it writes carry on)."""
+        sent: list = []
+        try:
+            with unit_of_work(sent):
+                self.message_handle(topic, raw, headers)
+        except DatabaseError as exc:
+            if transient(exc):
+                raise  # poll_once tries again, a bounded number of times
+            return poisoned(topic, kafka.decode(raw), exc)
+        return sent
+
+    def message_handle(self, topic: str, raw: bytes, headers) -> None:
+        """One message, inside the caller's transaction."""
         try:
             message = kafka.decode(raw)
         except ValueError as exc:
             log.warning("malformed message on %s skipped: %s", topic, exc)
-            return []
+            return
         with handling(topic, message, headers):
-            return self.handle_message(topic, message)
-
-    def handle_message(self, topic: str, message: dict) -> list:
-        sent: list = []
-        try:
-            with unit_of_work(sent):
-                self.handlers[topic](message)
-        except DatabaseError as exc:
-            if transient(exc):
-                raise  # poll_once tries again, a bounded number of times
-            return poisoned(topic, message, exc)
-        return sent
+            self.handlers[topic](message)
 
     def tick(self) -> None:
         self.last_tick = time.monotonic()
@@ -276,45 +277,100 @@ class Executor:
             return self.batch_handle(batches)
 
     def batch_handle(self, batches: dict) -> int:
-        handled, to_send, offsets = 0, [], {}
+        """A poll's messages, in groups of up to EXECUTOR_GROUP_MAX per transaction (one commit, and one
+        round trip for all their logs, events and outbox rows); a group that fails is rolled back and
+        its messages handled one by one, each in its own transaction, as without groups."""
         # A batch must not outlast the poll interval, or the group drops this executor and hands its
         # partitions (and this batch) to another: measured under load, 200 results took longer than
         # 3 s and the executor left the group over and over. What is left is fetched again next poll.
         deadline = time.monotonic() + settings.KAFKA_MAX_POLL_INTERVAL_MS / 2000
-        for partition, records in batches.items():
-            for record in records:
-                if time.monotonic() > deadline:
-                    self.consumer.seek(partition, record.offset)
-                    break
-                try:
-                    to_send.extend(self.handle(partition.topic, record.value, record.headers))
-                    self.transient_failures.pop((partition, record.offset), None)
-                except DatabaseError as exc:
-                    # A passing database trouble: go back to this message and try again shortly, a
-                    # bounded number of times; then it is skipped (the step's deadline and the run's
-                    # lease still bring the run to an end).
-                    tries = self.transient_failures.get((partition, record.offset), 0) + 1
-                    close_old_connections()
-                    if tries < settings.EXECUTOR_TRANSIENT_RETRIES:
-                        self.transient_failures[(partition, record.offset)] = tries
-                        log.warning(
-                            "database error on %s@%s (%s); retry %d", partition.topic, record.offset, exc, tries
-                        )
-                        self.consumer.seek(partition, record.offset)
-                        time.sleep(min(2 ** (tries - 1) * 0.1, 5))
+        queue = [(partition, record) for partition, records in batches.items() for record in records]
+        handled, to_send, offsets, stopped = 0, [], {}, set()
+        while True:
+            queue = [item for item in queue if item[0] not in stopped]
+            if not queue or time.monotonic() > deadline:
+                break
+            group, queue = queue[: settings.EXECUTOR_GROUP_MAX], queue[settings.EXECUTOR_GROUP_MAX :]
+            grouped = self.group_handle(group, deadline) if len(group) > 1 else None
+            if grouped is not None:
+                done, rows = grouped
+                finished, queue = group[:done], group[done:] + queue
+                to_send.extend(rows)
+            else:
+                finished = []
+                for n, (partition, record) in enumerate(group):
+                    if partition in stopped:
+                        continue
+                    if time.monotonic() > deadline:
+                        queue = group[n:] + queue
                         break
-                    self.transient_failures.pop((partition, record.offset), None)
-                    log.error("%s@%s skipped after %d database errors: %s", partition.topic, record.offset, tries, exc)
-                except Exception:  # noqa: BLE001 - one bad message must not stop the executor
-                    log.exception("failed to handle %s@%s; skipped", partition.topic, record.offset)
+                    rows = self.record_handle(partition, record)
+                    if rows is None:
+                        stopped.add(partition)  # rewound to this record, which is tried again shortly
+                        continue
+                    to_send.extend(rows)
+                    finished.append((partition, record))
+            for partition, record in finished:
                 offsets[partition] = OffsetAndMetadata(record.offset + 1, "", -1)
-                handled += 1
+            handled += len(finished)
+        rewound: dict = {}
+        for partition, record in queue:
+            rewound.setdefault(partition, record.offset)
+        for partition, offset in rewound.items():
+            self.consumer.seek(partition, offset)
         outbox_relay(to_send)
         if offsets:
             # Asynchronous: the database has the truth already; a lost commit only means redelivery.
             self.consumer.commit_async(offsets, callback=_commit_done)
             self.last_offsets.update(offsets)
         return handled
+
+    def group_handle(self, group: list, deadline: float) -> tuple[int, list] | None:
+        """The group's messages in one transaction, until the deadline: how many were handled and the
+        rows to send; None when one failed (all rolled back, nothing to send)."""
+        sent: list = []
+        done = 0
+        try:
+            with unit_of_work(sent):
+                for partition, record in group:
+                    if time.monotonic() > deadline:
+                        break
+                    self.message_handle(partition.topic, record.value, record.headers)
+                    done += 1
+        except Exception as exc:  # noqa: BLE001 - any failure: the one-by-one path isolates it
+            log.info(
+                "a group of %d messages rolled back (%s: %s); handling them one by one",
+                len(group),
+                type(exc).__name__,
+                exc,
+            )
+            return None
+        for partition, record in group[:done]:
+            self.transient_failures.pop((partition, record.offset), None)
+        return done, sent
+
+    def record_handle(self, partition, record) -> list | None:
+        """One message in its own transaction: the rows to send, or None when a passing database error
+        rewound its partition to it (tried again shortly, a bounded number of times, then skipped: the
+        step's deadline and the run's lease still bring the run to an end)."""
+        try:
+            rows = self.handle(partition.topic, record.value, record.headers)
+            self.transient_failures.pop((partition, record.offset), None)
+            return rows
+        except DatabaseError as exc:
+            tries = self.transient_failures.get((partition, record.offset), 0) + 1
+            close_old_connections()
+            if tries < settings.EXECUTOR_TRANSIENT_RETRIES:
+                self.transient_failures[(partition, record.offset)] = tries
+                log.warning("database error on %s@%s (%s); retry %d", partition.topic, record.offset, exc, tries)
+                self.consumer.seek(partition, record.offset)
+                time.sleep(min(2 ** (tries - 1) * 0.1, 5))
+                return None
+            self.transient_failures.pop((partition, record.offset), None)
+            log.error("%s@%s skipped after %d database errors: %s", partition.topic, record.offset, tries, exc)
+        except Exception:  # noqa: BLE001 - one bad message must not stop the executor
+            log.exception("failed to handle %s@%s; skipped", partition.topic, record.offset)
+        return []
 
     def run(self, *, once: bool = False) -> None:
         signal.signal(signal.SIGTERM, self.stop)

@@ -4,13 +4,13 @@ import contextvars
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from jsonschema import Draft202012Validator
 
 from audit.services import audit_event, audit_record
 from core.collect import collecting
-from core.db import row_save, rows_insert
+from core.db import db_params, placeholders, row_save, rows_insert, rows_of
 from core.errors import Conflict, FieldError, InvalidInput
 from core.outbox import outbox_collect, outbox_enqueue
 from core.versions import versions_once
@@ -219,16 +219,26 @@ def run_retry(*, run: Run, user) -> Run:
 def steps_cancel(run: Run, *, reason: str) -> int:
     # One UPDATE for all of them: every status it picks may move to CANCELLED (the table says so).
     # Those that were running get their event (a try waiting for its turn or its retry never started).
-    active = StepExecution.objects.filter(run=run, status__in=CANCELLABLE_STEP)
-    running = list(active.filter(status__in=STARTED_STEP))
+    # SQL built once: every run's end comes here, most with nothing left to cancel (the ORM compiled
+    # both queries each time: 6 % of the executor's CPU).
+    running = rows_of(StepExecution, _RUNNING_STEPS, [run.pk, *STARTED_STEP])
     now = timezone.now()
-    count = active.update(status=StepStatus.CANCELLED, error_message=reason, completed_at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(_CANCEL_STEPS, db_params([StepStatus.CANCELLED, reason, now, run.pk, *CANCELLABLE_STEP]))
+        count = cursor.rowcount
     durations_stamp(running, now)
     for step in running:
-        step.status, step.error_message = StepStatus.CANCELLED, reason
+        step.status, step.error_message, step.completed_at = StepStatus.CANCELLED, reason, now
         step_event(run, step, StepStatus.CANCELLED)
     agent_tasks_cancel(run, running, reason=reason)
     return count
+
+
+_RUNNING_STEPS = f'"run_id" = %s AND "status" IN ({placeholders(STARTED_STEP)})'
+_CANCEL_STEPS = (
+    'UPDATE "runs_stepexecution" SET "status" = %s, "error_message" = %s, "completed_at" = %s '  # noqa: S608 - placeholders
+    f'WHERE "run_id" = %s AND "status" IN ({placeholders(CANCELLABLE_STEP)})'
+)
 
 
 def agent_tasks_cancel(run: Run, rows, *, reason: str) -> None:

@@ -104,11 +104,19 @@ def _database(tmp: Path) -> tuple[str, callable]:
 
 class System:
     def __init__(
-        self, tmp: Path, extra_env: dict | None = None, web_workers: int = 2, executors: int = 1, bridges: int = 1
+        self,
+        tmp: Path,
+        extra_env: dict | None = None,
+        web_workers: int = 2,
+        executors: int = 1,
+        bridges: int = 1,
+        agent: str = "demo",
     ):
         """`executors` / `bridges`: how many of each, one consumer group each (the first is named
-        `executor` / `bridge`, the others `executor-2`, `bridge-2`, ...)."""
+        `executor` / `bridge`, the others `executor-2`, `bridge-2`, ...). `agent`: "demo" (the demo agent,
+        a2a-sdk's server) or "instant" (`bench/instant_agent.py`: echo only, for the benchmarks)."""
         self.tmp = tmp
+        self.agent = agent
         self.executors, self.bridges = executors, bridges
         self.processes: dict[str, Process] = {}
         self.kafka_port, self.web_port, self.agent_port = free_port(), free_port(), free_port()
@@ -189,7 +197,10 @@ class System:
 
     def start(self) -> "System":
         self.broker()
-        self._process("demo-agent", "manage.py", "run_demo_agent", "--port", str(self.agent_port)).start()
+        if self.agent == "instant":
+            self._process("instant-agent", "bench/instant_agent.py", "--port", str(self.agent_port)).start()
+        else:
+            self._process("demo-agent", "manage.py", "run_demo_agent", "--port", str(self.agent_port)).start()
         self.manage("migrate", "--noinput", "-v", "0")
         self.key = self.manage("create_api_key", "e2e", "--role", "admin").strip().splitlines()[-1]
         self._process(
@@ -230,7 +241,11 @@ class System:
         try:
             # Generous: on a busy 2-core machine seven Python processes take a while to import Django.
             wait_for(lambda: _get(self.url + "/health"), timeout=120, what="the web server")
-            wait_for(lambda: _get(self.agent_url + "/.well-known/agent-card.json"), timeout=30, what="the demo agent")
+            wait_for(
+                lambda: _get(self.agent_url + "/.well-known/agent-card.json"),
+                timeout=30,
+                what=f"the {self.agent} agent",
+            )
         except AssertionError:
             logs = self.logs()
             self.stop()  # no process nor database left behind by a start that failed
