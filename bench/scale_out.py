@@ -10,7 +10,8 @@ API (``--concurrency`` client processes), then steps per second from the first s
 last step's end (the database's timestamps), so the API's own rate is not in it. Also the CPU seconds
 each process spent, to show what the two cores went to. Target (issue 18): 2 + 2 >= 1.6x of 1 + 1.
 
-    .venv/bin/python bench/scale_out.py [--runs 300] [--steps 3] [--rounds 3] [--concurrency 4] [--json]
+    .venv/bin/python bench/scale_out.py [--runs 300] [--steps 3] [--rounds 3] [--concurrency 4]
+                                         [--agent instant|demo] [--json]
 
 Every run must complete with one step execution per step; the exit code is 1 otherwise.
 """
@@ -100,6 +101,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--web-workers", type=int, default=2)
+    parser.add_argument("--agent", choices=("instant", "demo"), default="instant", help="as in bench/engine.py")
     args = parser.parse_args()
     os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
     extra = {
@@ -114,7 +116,9 @@ def main() -> int:
     rates: dict[str, list[float]] = {"1 + 1": [], "2 + 2": []}
     ok = True
     with tempfile.TemporaryDirectory() as tmp:
-        system = System(Path(tmp), extra_env=extra, web_workers=args.web_workers, executors=2, bridges=2).start()
+        system = System(
+            Path(tmp), extra_env=extra, web_workers=args.web_workers, executors=2, bridges=2, agent=args.agent
+        ).start()
         try:
             agent = {"name": "scale-echo", "url": f"{system.agent_url}/echo", "retry_config": {"max_retries": 0}}
             assert system.api("POST", "/agents", agent).status_code == 201

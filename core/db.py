@@ -81,7 +81,7 @@ def the_row(model, where: str, params: list, *, omit: tuple[str, ...] = (), tail
         shape = _shape(model, omit)
         obj = _instance(model, shape, row[: len(shape.names)], db)
         for column, value in zip(cursor.description[len(shape.names) :], row[len(shape.names) :], strict=True):
-            setattr(obj, column.name, value)
+            setattr(obj, column[0], value)  # psycopg Column or a DB-API tuple: the name first
         return obj
 
 

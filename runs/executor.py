@@ -1,8 +1,10 @@
 """The executor process: consumes execution / cancellation requests and agent results, and decides.
 
-Each message is handled in its own transaction under the run's row lock; the messages it produces
-go through the outbox and are sent right after the commit, and the Kafka offsets are committed
-only after that. A crash anywhere means redelivery, and every handler is idempotent.
+Each message is handled under its run's row lock, in a transaction shared with the other messages of
+its group (up to EXECUTOR_GROUP_MAX of one poll; a group that fails is redone one message per
+transaction); the messages it produces go through the outbox and are sent right after the commit,
+and the Kafka offsets are committed only after that. A crash anywhere means redelivery, and every
+handler is idempotent.
 """
 
 import contextlib
