@@ -39,7 +39,7 @@ def tasks(messages) -> list[dict]:
     return [m.payload for m in messages if m.topic == settings.KAFKA_TASKS_TOPIC]
 
 
-def result(task, output=None, error=None) -> list:
+def result(task, output=None, error=None, **fields) -> list:
     message = {
         "run_id": task["run_id"],
         "task_id": task["task_id"],
@@ -49,6 +49,7 @@ def result(task, output=None, error=None) -> list:
         "error_message": error,
         "timestamp": "2026-11-26T00:00:00Z",
         "duration_ms": 5,
+        **fields,
     }
     return send(settings.KAFKA_RESULTS_TOPIC, message)
 
@@ -103,17 +104,8 @@ def test_a_result_writes_its_logs_events_and_outbox_rows_in_one_round_trip():
 def test_the_agents_task_and_context_ids_are_stored_with_the_results_own_update():
     run = run_execute(workflow=workflow_with_agents("a", "b"), input_data={"text": "x"}, user=None)
     [task] = tasks(start(run))
-    message = {
-        "run_id": task["run_id"],
-        "task_id": task["task_id"],
-        "correlation_id": task["correlation_id"],
-        "status": "SUCCESS",
-        "output_data": {"text": "y"},
-        "agent_task_id": "agent-task-1",
-        "agent_context_id": "agent-ctx-1",
-    }
     with CaptureQueriesContext(connection) as queries:
-        send(settings.KAFKA_RESULTS_TOPIC, message)
+        result(task, {"text": "y"}, agent_task_id="agent-task-1", agent_context_id="agent-ctx-1")
     step_updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('UPDATE "runs_stepexecution"')]
     assert len(step_updates) == 1 and '"agent_task_id"' in step_updates[0]
     step = StepExecution.objects.get(run=run, step_id="s1")
