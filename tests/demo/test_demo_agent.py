@@ -471,3 +471,30 @@ def test_a_streamed_question_ends_at_the_question_and_a_streamed_reply_at_the_an
     replied = stream(url, protocol, "stream", {"message": message(protocol, text="yes", task=task)})
     assert replied[-1][1:] == ("statusUpdate", "completed")
     assert get_task(url, protocol, task_id)["output"]["answer"] == "yes"
+
+
+def test_the_command_listens_before_it_says_so(monkeypatch):
+    """A client that connects as soon as it reads "listening on" is not refused while uvicorn starts."""
+    import io
+    import socket
+
+    import uvicorn
+    from django.core.management import call_command
+
+    seen = {}
+
+    def run(self, sockets):  # in place of serving: connect to the port the command announced
+        port = sockets[0].getsockname()[1]
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=2).close()
+            seen["connected"] = True
+        except OSError as exc:
+            seen["connected"] = exc
+        finally:
+            sockets[0].close()
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
+    out = io.StringIO()
+    call_command("run_demo_agent", "--port", "0", stdout=out)
+    assert out.getvalue().startswith("Demo agent listening on http://127.0.0.1:")
+    assert seen == {"connected": True}

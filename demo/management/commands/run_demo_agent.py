@@ -24,6 +24,9 @@ class Command(BaseCommand):
         # waits for the client's delayed ACK (40 ms per call).
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((host, port))
+        # Listening before the "listening on" line: a client that connects as soon as it reads it must
+        # not be refused while uvicorn is still starting (seen in CI, on a loaded machine).
+        sock.listen(2048)
         port = sock.getsockname()[1]
         url = (base_url or f"http://{host}:{port}").rstrip("/")
         server = uvicorn.Server(uvicorn.Config(build_app(url), log_level="warning", lifespan="off"))
