@@ -277,7 +277,7 @@ def _keys_set(chunk: list, keys: list) -> None:
 
 
 @functools.cache
-def _joined(model, relation: str, where: str) -> tuple[str, "_Shape", "_Shape"]:
+def _joined(model, relation: str, where: str) -> tuple[str, _Shape, _Shape]:
     quote = connection.ops.quote_name
     related = model._meta.get_field(relation)
     other = related.related_model

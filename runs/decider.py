@@ -100,9 +100,10 @@ class Decider(Blocks):
                 if row is not None:
                     self.remember(row)
         task_fields = agent_task_remember(execution, result)
-        if task_fields and (stale_answer(execution, result) or result.get("status") == StepStatus.INPUT_REQUIRED):
+        stale = stale_answer(execution, result)
+        if task_fields and (stale or result.get("status") == StepStatus.INPUT_REQUIRED):
             row_update(execution, task_fields)  # these paths save other fields, or none
-        if stale_answer(execution, result):
+        if stale:
             run_log(
                 self.run,
                 f"Result for step '{execution.step_id}' ignored: it is from before the step's last answer",
