@@ -22,12 +22,13 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 from django.conf import settings
 
+from agents.agent_http import AgentClient, Answer, ConnectTimeout, ReadTimeout, TransportError
 from agents.card import CARD_MAX_BYTES, card_urls
 from agents.policy import retry_delay
 from core import tracing
@@ -119,7 +120,7 @@ def card_streams(url: str) -> bool:
 
 
 async def call_agent(
-    client: httpx.AsyncClient,
+    client: AgentClient,
     call: AgentCall,
     input_data: dict,
     *,
@@ -201,7 +202,7 @@ def _backoff_seconds(call: AgentCall, attempts: int, retry_after: float | None) 
 # --- protocol discovery -------------------------------------------------------------------------------
 
 
-async def discover_protocol(client: httpx.AsyncClient, url: str, headers: dict[str, str], remaining=None) -> str:
+async def discover_protocol(client: AgentClient, url: str, headers: dict[str, str], remaining=None) -> str:
     """ "1.0" or "0.3" from the agent card, cached per URL; "0.3" when there is no card."""
     cached = _protocol_cache.get(url)
     if cached and cached[1] > time.monotonic():
@@ -218,13 +219,18 @@ async def _fetch_protocol(client, url, headers, remaining) -> tuple[str, bool]:
         timeout = CARD_FETCH_TIMEOUT if remaining is None else max(min(remaining(), CARD_FETCH_TIMEOUT), 0.001)
         request_headers = {"Accept": "application/json", **headers}
         try:
-            async with client.stream("GET", card_url, headers=request_headers, timeout=timeout) as response:
-                if response.status_code >= 500:
+            async with (
+                asyncio.timeout(timeout),
+                client.get(
+                    card_url, request_headers, connect_timeout=min(timeout, CONNECT_TIMEOUT), read_timeout=timeout
+                ) as answer,
+            ):
+                if answer.status >= 500:
                     return PROTOCOL_03, False
-                if response.status_code != 200:
+                if answer.status != 200:
                     continue
-                body = await read_limited(response, CARD_MAX_BYTES)
-        except httpx.HTTPError:
+                body = await answer.body(CARD_MAX_BYTES)
+        except (TransportError, TimeoutError):
             return PROTOCOL_03, False
         if body is None:  # larger than any real card: ignored like a missing one
             continue
@@ -333,56 +339,32 @@ async def _attempt(client, call: AgentCall, protocol, input_data, headers, task_
     tracing.inject(headers)  # W3C traceparent of the bridge's agent-call span, when tracing is on
     left = max(remaining(), 0.001)
     # The read timeout is left loose on purpose: the call's own deadline (asyncio.timeout) is what ends a slow call.
-    timeout = httpx.Timeout(left + 1, connect=min(left, CONNECT_TIMEOUT))
     limit = call.max_response_bytes or settings.AGENT_RESPONSE_MAX_BYTES
     try:
-        async with client.stream("POST", call.url, json=body, headers=headers, timeout=timeout) as response:
-            return await _read_answer(response, limit)
-    except httpx.TimeoutException as exc:
-        if isinstance(exc, httpx.ConnectTimeout):
-            return _Outcome(error=f"Could not reach agent at {call.url}: ConnectTimeout", retryable=True)
+        async with client.post(
+            call.url, body, headers, connect_timeout=min(left, CONNECT_TIMEOUT), read_timeout=left + 1
+        ) as answer:
+            return await _read_answer(answer, limit)
+    except ConnectTimeout:
+        return _Outcome(error=f"Could not reach agent at {call.url}: ConnectTimeout", retryable=True)
+    except ReadTimeout:
         return _Outcome(error=f"Agent timed out after {call.timeout_ms} ms", retryable=True)
-    except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-        return _Outcome(error=_unreachable(call.url, exc), retryable=True)
-    except (httpx.HTTPError, httpx.InvalidURL) as exc:
-        return _Outcome(error=_unreachable(call.url, exc))
+    except TransportError as exc:
+        return _Outcome(error=_unreachable(call.url, exc), retryable=exc.retryable)
 
 
-async def _read_answer(response: httpx.Response, limit: int) -> _Outcome:
-    """Reads the body up to `limit` bytes, then parses the whole response as before."""
-    if response.status_code >= 300:
+async def _read_answer(answer: Answer, limit: int) -> _Outcome:
+    """Reads the body up to `limit` bytes, then parses it."""
+    if answer.status >= 300:
         # Only a snippet of an error answer is kept: read its start, and keep its status and retryability.
-        body = await read_limited(response, ERROR_BODY_BYTES, truncate=True)
-    elif _declared_length(response) > limit:
+        body = await answer.body(ERROR_BODY_BYTES, truncate=True)
+    elif answer.declared_length() > limit:
         return _too_large(limit)
     else:
-        body = await read_limited(response, limit)
+        body = await answer.body(limit)
         if body is None:
             return _too_large(limit)
-    # The body is decoded already: a copy without the encoding headers parses as a response read at once.
-    headers = [(k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")]
-    return parse_response(httpx.Response(response.status_code, headers=headers, content=body, request=response.request))
-
-
-async def read_limited(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes | None:
-    """The (decoded) body, or None as soon as it passes `limit` bytes; with `truncate`, its first `limit` bytes."""
-    chunks, size = [], 0
-    async for chunk in response.aiter_bytes():
-        if size + len(chunk) > limit:
-            if not truncate:
-                return None
-            chunks.append(chunk[: limit - size])
-            break
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)
-
-
-def _declared_length(response: httpx.Response) -> int:
-    try:
-        return int(response.headers.get("content-length", ""))
-    except ValueError:
-        return -1
+    return parse_response(answer.status, answer.headers, body)
 
 
 def _too_large(limit: int) -> _Outcome:
@@ -400,21 +382,22 @@ def _snippet(text: str) -> str:
     return text if len(text) <= SNIPPET_CHARS else text[:SNIPPET_CHARS] + "..."
 
 
-def parse_response(response: httpx.Response) -> _Outcome:
-    status = response.status_code
+def parse_response(status: int, headers: Mapping[str, str], content: bytes) -> _Outcome:
+    """An agent's answer (its body decoded, read whole or up to a limit) as an outcome."""
     if status >= 300:
         error = f"Agent returned HTTP {status}"
-        if response.text.strip():
-            error += f": {_snippet(response.text)}"
+        text = content.decode("utf-8", errors="replace")
+        if text.strip():
+            error += f": {_snippet(text)}"
         retryable = status >= 500 or status == 429
-        return _Outcome(error=error, retryable=retryable, retry_after=_retry_after(response) if retryable else None)
+        return _Outcome(error=error, retryable=retryable, retry_after=_retry_after(headers) if retryable else None)
     try:
-        body = response.json()
+        body = json.loads(content)
     except ValueError:
-        content_type = response.headers.get("content-type", "no content type")
+        content_type = headers.get("content-type", "no content type")
         return _Outcome(
             error=f"Agent returned a response that is not JSON (HTTP {status}, {content_type}): "
-            f"{_snippet(response.text) or '<empty body>'}"
+            f"{_snippet(content.decode('utf-8', errors='replace')) or '<empty body>'}"
         )
     if not isinstance(body, dict) or not ("result" in body or "error" in body):
         return _Outcome(error=f"Agent returned JSON that is not a JSON-RPC response: {_snippet(json.dumps(body))}")
@@ -426,9 +409,9 @@ def parse_response(response: httpx.Response) -> _Outcome:
     return parse_result(body.get("result"))
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(headers: Mapping[str, str]) -> float | None:
     try:
-        return max(float(response.headers["retry-after"]), 0.0)
+        return max(float(headers["retry-after"]), 0.0)
     except (KeyError, ValueError):
         return None  # absent, or an HTTP date, which we do not bother with
 

@@ -19,7 +19,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-import httpx
 from django.conf import settings
 
 from agents.a2a import (
@@ -30,9 +29,9 @@ from agents.a2a import (
     _Outcome,
     _snippet,
     parse_response,
-    read_limited,
     task_state,
 )
+from agents.agent_http import AgentClient, Answer, TransportError
 from core import tracing
 
 METHODS = {
@@ -73,36 +72,34 @@ def _request(ref: TaskRef, kind: str) -> tuple[dict, dict]:
     return body, headers
 
 
-async def _call(client: httpx.AsyncClient, ref: TaskRef, kind: str) -> _Outcome:
+async def _call(client: AgentClient, ref: TaskRef, kind: str) -> _Outcome:
     """One GetTask / CancelTask: the task as `parse_result` reads it, or an error (`retryable` when it
     may pass: network, HTTP 5xx / 429)."""
     body, headers = _request(ref, kind)
     headers["Accept"] = "application/json"
-    timeout = httpx.Timeout(REQUEST_TIMEOUT, connect=CONNECT_TIMEOUT)
     try:
-        async with client.stream("POST", ref.url, json=body, headers=headers, timeout=timeout) as response:
-            content = await read_limited(response, settings.AGENT_RESPONSE_MAX_BYTES, truncate=True)
-            parsed = httpx.Response(
-                response.status_code,
-                headers=[
-                    (k, v) for k, v in response.headers.multi_items() if k not in ("content-encoding", "content-length")
-                ],
-                content=content,
-                request=response.request,
-            )
-    except httpx.HTTPError as exc:
-        return _Outcome(error=f"{METHODS[kind][ref.protocol]} failed: {type(exc).__name__}", retryable=True)
-    outcome = parse_response(parsed)
+        async with (
+            asyncio.timeout(REQUEST_TIMEOUT),
+            client.post(
+                ref.url, body, headers, connect_timeout=CONNECT_TIMEOUT, read_timeout=REQUEST_TIMEOUT
+            ) as answer,
+        ):
+            content = await answer.body(settings.AGENT_RESPONSE_MAX_BYTES, truncate=True)
+            status, answer_headers = answer.status, answer.headers
+    except (TransportError, TimeoutError) as exc:
+        name = "ReadTimeout" if isinstance(exc, TimeoutError) else type(exc).__name__
+        return _Outcome(error=f"{METHODS[kind][ref.protocol]} failed: {name}", retryable=True)
+    outcome = parse_response(status, answer_headers, content)
     if outcome.error and outcome.state is None:
         outcome.error = f"{METHODS[kind][ref.protocol]} failed: {outcome.error}"
     return outcome
 
 
-async def get_task(client: httpx.AsyncClient, ref: TaskRef) -> _Outcome:
+async def get_task(client: AgentClient, ref: TaskRef) -> _Outcome:
     return await _call(client, ref, "get")
 
 
-async def cancel_task(client: httpx.AsyncClient, ref: TaskRef) -> str | None:
+async def cancel_task(client: AgentClient, ref: TaskRef) -> str | None:
     """Asks the agent to cancel its task (best effort): None when it took the request, else why not."""
     outcome = await _call(client, ref, "cancel")
     if outcome.error and outcome.state is None:
@@ -110,37 +107,37 @@ async def cancel_task(client: httpx.AsyncClient, ref: TaskRef) -> str | None:
     return None
 
 
-async def task_events(client: httpx.AsyncClient, ref: TaskRef) -> AsyncIterator[tuple[str | None, str]]:
+async def task_events(client: AgentClient, ref: TaskRef) -> AsyncIterator[tuple[str | None, str]]:
     """(task id, state) of each event the agent streams for the task; raises StreamBroken when the
     stream cannot be read (the caller polls instead)."""
     body, headers = _request(ref, "subscribe")
     headers["Accept"] = "text/event-stream"
-    # No read timeout: a quiet task may send nothing for minutes; the follow's deadline ends the wait.
-    timeout = httpx.Timeout(None, connect=CONNECT_TIMEOUT)
     try:
-        async with client.stream("POST", ref.url, json=body, headers=headers, timeout=timeout) as response:
-            content_type = response.headers.get("content-type", "")
-            if response.status_code != 200 or not content_type.startswith("text/event-stream"):
-                raise StreamBroken(f"the agent answered HTTP {response.status_code} ({content_type or 'no type'})")
-            async for data in _sse_data(response):
+        # No read timeout: a quiet task may send nothing for minutes; the follow's deadline ends the wait.
+        async with client.post(ref.url, body, headers, connect_timeout=CONNECT_TIMEOUT, read_timeout=None) as answer:
+            content_type = answer.headers.get("content-type", "")
+            if answer.status != 200 or not content_type.startswith("text/event-stream"):
+                raise StreamBroken(f"the agent answered HTTP {answer.status} ({content_type or 'no type'})")
+            async for data in _sse_data(answer):
                 yield _event_state(data)
-    except httpx.HTTPError as exc:
+    except TransportError as exc:
         raise StreamBroken(f"the stream dropped ({type(exc).__name__})") from exc
     raise StreamBroken("the stream ended before the task did")
 
 
-async def _sse_data(response: httpx.Response) -> AsyncIterator[str]:
+async def _sse_data(answer: Answer) -> AsyncIterator[str]:
     lines: list[str] = []
-    async for line in response.aiter_lines():
-        if len(line) > STREAM_LINE_BYTES:
-            raise StreamBroken("an event is too long")
-        if line == "":
-            if lines:
-                yield "\n".join(lines)
-                lines = []
-        elif line.startswith("data:"):
-            lines.append(line[5:].lstrip(" "))
-        # Other fields (event:, id:, retry:) and comments (":") carry nothing we need.
+    try:
+        async for line in answer.lines(STREAM_LINE_BYTES):
+            if line == "":
+                if lines:
+                    yield "\n".join(lines)
+                    lines = []
+            elif line.startswith("data:"):
+                lines.append(line[5:].lstrip(" "))
+            # Other fields (event:, id:, retry:) and comments (":") carry nothing we need.
+    except ValueError:
+        raise StreamBroken("an event is too long") from None
 
 
 def _event_state(data: str) -> tuple[str | None, str]:
@@ -170,7 +167,7 @@ def _event_state(data: str) -> tuple[str | None, str]:
     return (task_id if isinstance(task_id, str) else None), task_state(status.get("state"))
 
 
-async def _watch_stream(client: httpx.AsyncClient, ref: TaskRef, seen: list) -> None:
+async def _watch_stream(client: AgentClient, ref: TaskRef, seen: list) -> None:
     """Returns once the stream says the task left its open states; `seen` gets the last state."""
     # aclosing: leaving early closes the HTTP stream now, not whenever the generator is collected.
     async with contextlib.aclosing(task_events(client, ref)) as events:
@@ -187,7 +184,7 @@ class TaskIdChanged(Exception):
 
 
 async def follow_task(
-    client: httpx.AsyncClient, ref: TaskRef, *, seconds: float, streams: bool, state: str = "submitted"
+    client: AgentClient, ref: TaskRef, *, seconds: float, streams: bool, state: str = "submitted"
 ) -> CallResult:
     """Follows the task until it is completed / failed / canceled / rejected, waits for input, or
     `seconds` pass. The result has the task's last `state`; an error names it when the deadline came."""

@@ -50,6 +50,7 @@ class Benchmark:
 READ_LOAD = ["--workers", "2", "--concurrency", "8"]
 BENCHMARKS = [
     Benchmark("engine", ["--triggers", "1000", "--runs", "200"], []),
+    Benchmark("agent_client", ["--calls", "2000"], []),
     Benchmark("agents_list", [*READ_LOAD, "--requests", "500"], [*READ_LOAD, "--requests", "2000"]),
     Benchmark(
         "workflows_audit",

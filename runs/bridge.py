@@ -15,19 +15,18 @@ import functools
 import itertools
 import logging
 import signal
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import httpx
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.utils import timezone
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
 from agents.a2a import AgentCall, CallResult, Message, call_agent, message_id_of
+from agents.agent_http import AgentClient
 from agents.breaker_calls import CircuitBreakers
 from agents.card import auth_headers
 from agents.choices import LIVE_STATUSES, AgentStatus
@@ -276,7 +275,7 @@ class Bridge:
         self.stopping = True
 
     @traced
-    async def process(self, client: httpx.AsyncClient, partition, offset: int, task: dict) -> None:
+    async def process(self, client: AgentClient, partition, offset: int, task: dict) -> None:
         loop = asyncio.get_running_loop()
         published: list = []  # set by finish(): whether this task's result went out
         name = str(task.get("agent_name") or "")
@@ -366,7 +365,7 @@ class Bridge:
         published.append(True)
         return True
 
-    async def handle(self, client: httpx.AsyncClient, task: dict, prepared: Prepared, published: list) -> Follow | None:
+    async def handle(self, client: AgentClient, task: dict, prepared: Prepared, published: list) -> Follow | None:
         """Drops the task, publishes why it cannot be called, or calls the agent and publishes its answer;
         or returns the agent's unfinished task, to be followed (then nothing is published yet)."""
         ticket = None
@@ -542,21 +541,14 @@ class Bridge:
         if self.consumer is None:
             return
         # Followers share the client (a subscription holds its connection for as long as the task runs).
-        limits = httpx.Limits(
-            max_connections=settings.BRIDGE_MAX_IN_FLIGHT + settings.BRIDGE_MAX_FOLLOWING, max_keepalive_connections=20
-        )
-        # httpx writes headers and body separately; without TCP_NODELAY the body waits for the
-        # agent's delayed ACK on a kept-alive connection (40 ms per call).
-        transport = httpx.AsyncHTTPTransport(
-            limits=limits, socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
-        )
+        client = AgentClient(max_connections=settings.BRIDGE_MAX_IN_FLIGHT + settings.BRIDGE_MAX_FOLLOWING)
         tasks: set[asyncio.Task] = set()
         log.info(
             "bridge started (group %s, %d calls in flight at most)",
             settings.KAFKA_BRIDGE_GROUP,
             settings.BRIDGE_MAX_IN_FLIGHT,
         )
-        async with httpx.AsyncClient(transport=transport, follow_redirects=False) as client:
+        async with client:
             while not self.stopping:
                 try:
                     records = await loop.run_in_executor(self.poller, self.poll)

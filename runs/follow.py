@@ -20,11 +20,11 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import httpx
 from django.conf import settings
 
 from agents.a2a import CallResult, card_streams, discover_protocol
 from agents.a2a_tasks import TaskRef, cancel_task, follow_task, is_final
+from agents.agent_http import AgentClient
 from agents.card import auth_headers
 from agents.models import Agent
 from core.db import connections_refresh
@@ -88,7 +88,7 @@ class Followers:
         except Exception:  # noqa: BLE001 - the log must not cost the follow
             log.exception("could not log on the run of task %s", task.get("task_id"))
 
-    async def follow(self, client: httpx.AsyncClient, task: dict, follow: Follow) -> CallResult | None:
+    async def follow(self, client: AgentClient, task: dict, follow: Follow) -> CallResult | None:
         """Follows the agent's task to its end: the result to publish, or None when the step ended meanwhile."""
         name = task.get("agent_name")
         headers = {**follow.headers, "X-Correlation-ID": str(task.get("correlation_id"))}
@@ -117,7 +117,7 @@ class Followers:
             await self.cancel(client, task, ref, result.error or "not followed to its end")
         return result
 
-    async def cancel(self, client: httpx.AsyncClient, task: dict, ref: TaskRef, reason: str) -> None:
+    async def cancel(self, client: AgentClient, task: dict, ref: TaskRef, reason: str) -> None:
         """CancelTask / tasks/cancel, best effort, logged on the run."""
         if ref.task_id in self.cancelled:
             return
@@ -139,7 +139,7 @@ class Followers:
             message, level = f"Agent '{name}' task '{ref.task_id}' cancelled ({reason})", LogLevel.INFO
         await self.note(task, message, {"agent_task_id": ref.task_id, "reason": reason}, level)
 
-    async def cancel_message(self, client: httpx.AsyncClient, task: dict) -> None:
+    async def cancel_message(self, client: AgentClient, task: dict) -> None:
         """An `agent_task_cancel` from the executor (run cancelled, step timed out): no result is published."""
         agent_task_id = task.get("agent_task_id")
         if not isinstance(agent_task_id, str) or not agent_task_id:

@@ -8,6 +8,7 @@ import pytest
 
 from agents import a2a
 from agents.a2a import AgentCall, call_agent
+from agents.agent_http import AgentClient
 from demo.agent import build_app
 from tests.support.http_server import StubServer, asgi_server
 
@@ -46,7 +47,7 @@ def call(url: str, input_data: dict | None = None, **options) -> a2a.CallResult:
     options = {"headers": {}, "timeout_ms": 5000, "initial_delay_ms": 10, **options}
 
     async def run():
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             return await call_agent(
                 client, AgentCall(url=url, **options), input_data or {}, correlation_id="corr-1", task_id="task-1"
             )

@@ -3,12 +3,12 @@
 import asyncio
 import time
 
-import httpx
 import pytest
 
 from agents import a2a
 from agents.a2a import AgentCall, Message, call_agent, message_id_of
 from agents.a2a_tasks import TaskRef, cancel_task, follow_task
+from agents.agent_http import AgentClient
 from tests.agents.task_agent import TaskAgent
 
 BOTH = pytest.mark.parametrize("protocol", ["0.3", "1.0"])
@@ -33,7 +33,7 @@ def ref_of(agent: TaskAgent, result: a2a.CallResult) -> TaskRef:
 
 def started_and_followed(agent: TaskAgent, seconds: float = 5.0):
     async def go():
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             first = await start(agent, client)
             assert first.open and first.state == "working" and first.output is None, first
             followed = await follow_task(
@@ -119,7 +119,7 @@ def test_server_errors_while_polling_are_tried_again_until_the_deadline():
 @BOTH
 def test_input_required_then_the_reply_goes_to_the_same_task_and_context(protocol):
     async def go(agent):
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             asked = await start(agent, client)
             reply = Message(
                 message_id="reply-1",
@@ -153,7 +153,7 @@ def test_the_message_id_is_the_same_for_the_same_try_and_new_for_a_retry_or_a_re
     assert same != message_id_of("run-1", "corr-a", "task-b")  # a reply: a new task id
 
     async def go(agent):
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             await start(agent, client, message=Message(message_id=same))
             await start(agent, client, message=Message(message_id=same))
 
@@ -165,7 +165,7 @@ def test_the_message_id_is_the_same_for_the_same_try_and_new_for_a_retry_or_a_re
 @BOTH
 def test_cancel_task_reaches_the_agent(protocol):
     async def go(agent):
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             first = await start(agent, client)
             error = await cancel_task(client, ref_of(agent, first))
             gone = await cancel_task(client, TaskRef(agent.url, {}, protocol, "no-such-task"))

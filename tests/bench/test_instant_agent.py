@@ -7,7 +7,9 @@ import httpx
 import pytest
 
 from agents.a2a import PROTOCOL_10, AgentCall, call_agent, clear_protocol_cache
+from agents.agent_http import AgentClient
 from bench import instant_agent
+from tests.support.http_server import asgi_server
 
 
 @pytest.fixture(autouse=True)
@@ -17,15 +19,14 @@ def fresh_log():
 
 
 def call(protocol=None) -> object:
-    async def go():
-        transport = httpx.ASGITransport(app=instant_agent.app)
-        async with httpx.AsyncClient(transport=transport) as client:
-            agent = AgentCall(url="http://agent.test/echo", headers={}, timeout_ms=5000, protocol=protocol)
-            result = await call_agent(client, agent, {"text": "hi", "n": 2}, correlation_id="corr-1", task_id="t-1")
-            calls = (await client.get("http://agent.test/calls")).json()
-            return result, calls
+    async def go(url):
+        async with AgentClient() as client:
+            agent = AgentCall(url=f"{url}/echo", headers={}, timeout_ms=5000, protocol=protocol)
+            return await call_agent(client, agent, {"text": "hi", "n": 2}, correlation_id="corr-1", task_id="t-1")
 
-    return asyncio.run(go())
+    with asgi_server(lambda url: instant_agent.app) as url:
+        result = asyncio.run(go(url))
+        return result, httpx.get(f"{url}/calls").json()
 
 
 @pytest.mark.parametrize("protocol", [None, PROTOCOL_10])

@@ -5,7 +5,6 @@ import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 from django.conf import settings
 from django.db import connections
@@ -15,6 +14,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
+from agents.agent_http import AgentClient
 from core import kafka, tracing
 from core.models import OutboxMessage
 from core.outbox import outbox_relay
@@ -101,7 +101,7 @@ def bridge_process(task: dict, headers) -> None:
     bridge.db = ThreadPoolExecutor(1)  # one database thread, whose connection is closed after
 
     async def go():
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             bridge.tracker.add(partition, 0)
             await bridge.process(client, partition, 0, task, headers)
 

@@ -4,11 +4,11 @@ import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from django.conf import settings
 from kafka.structs import TopicPartition
 
+from agents.agent_http import AgentClient
 from core.kafka import OffsetTracker
 from core.models import OutboxMessage
 from runs.bridge import Bridge
@@ -42,7 +42,7 @@ def test_a_task_whose_step_was_cancelled_is_skipped_and_done():
     task = {"run_id": str(run.id), "task_id": "task-s1", "agent_name": "a", "correlation_id": "corr-c"}
 
     async def go():
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             await bridge.process(client, partition, 5, task)
 
     asyncio.run(go())  # no agent call and no result to publish: nothing listens on 127.0.0.1:1 or Kafka
@@ -59,7 +59,7 @@ def process_once(task: dict, *, offset: int) -> tuple[Bridge, TopicPartition, li
     bridge.publish = publish
 
     async def go():
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             await bridge.process(client, partition, offset, task)
 
     bridge.tracker.add(partition, offset)

@@ -6,12 +6,12 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
-import httpx
 import pytest
 from django.conf import settings
 from django.utils import timezone
 
 from agents.a2a import message_id_of
+from agents.agent_http import AgentClient
 from core.models import OutboxMessage
 from runs.bridge import Bridge
 from runs.executor import Executor, overdue_handle
@@ -174,7 +174,7 @@ def test_cancelling_the_run_stops_following_and_cancels_the_agents_task(monkeypa
 
 
 async def _one(bridge: Bridge, task: dict, offset: int) -> None:
-    async with httpx.AsyncClient() as client:
+    async with AgentClient() as client:
         await bridge.process(client, PARTITION, offset, task)
 
 

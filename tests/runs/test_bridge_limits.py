@@ -8,12 +8,12 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 
 from agents import a2a
+from agents.agent_http import AgentClient
 from agents.models import Agent
 from runs.bridge import Bridge
 from runs.gates import AgentGates
@@ -105,7 +105,7 @@ def recording_bridge(monkeypatch) -> tuple[Bridge, list]:
 
 
 async def process_all(bridge: Bridge, tasks: list[dict], during=None, between=None) -> None:
-    async with httpx.AsyncClient() as client:
+    async with AgentClient() as client:
         jobs = []
         for offset, task in enumerate(tasks):
             bridge.tracker.add(PARTITION, offset)

@@ -9,11 +9,11 @@ import asyncio
 import json
 from datetime import datetime
 
-import httpx
 import pytest
 from django.conf import settings
 from kafka.structs import TopicPartition
 
+from agents.agent_http import AgentClient
 from core.models import OutboxMessage
 from runs.bridge import Bridge
 from runs.executor import Executor
@@ -42,7 +42,7 @@ def drive(run, executor: Executor) -> None:
     bridge.publish = publish
 
     async def go():
-        async with httpx.AsyncClient() as client:
+        async with AgentClient() as client:
             offset = 0
             while queue:
                 bridge.tracker.add(PARTITION, offset)

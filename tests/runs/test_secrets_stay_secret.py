@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 
-import httpx
 import pytest
 from django.apps import apps
 from django.conf import settings
@@ -16,6 +15,7 @@ from django.test import Client
 from kafka.structs import TopicPartition
 from simple_history.models import HistoricalChanges
 
+from agents.agent_http import AgentClient
 from audit.models import AuditEvent
 from core.models import OutboxMessage
 from runs.bridge import Bridge
@@ -61,7 +61,7 @@ class Engine:
 
     def call(self, task) -> dict:
         async def go():
-            async with httpx.AsyncClient() as client:
+            async with AgentClient() as client:
                 await self.bridge.process(client, self.partition, self.offset, task)
 
         self.bridge.tracker.add(self.partition, self.offset)
