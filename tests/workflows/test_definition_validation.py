@@ -698,7 +698,9 @@ def test_large_definitions_validate_quickly_without_recursion(build, size):
     assert len(definition["steps"]) >= 1000
     started = time.perf_counter()
     assert validate_definition(definition) == []
-    assert time.perf_counter() - started < 1.0
+    # A guard against quadratic (or worse) validation, not a speed target: 0.2-0.5 s here, seen at 1.5 s
+    # on a loaded CI machine (a bound of 1 s failed there); a quadratic walk of these sizes takes minutes.
+    assert time.perf_counter() - started < 10.0
 
 
 def test_a_long_cycle_and_a_long_unreachable_tail_are_reported():
