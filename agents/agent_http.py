@@ -129,7 +129,9 @@ class AgentClient:
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> AgentClient:
-        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+        # An idle connection is dropped after 4 s, before the agent's server drops it (uvicorn and Node
+        # after 5 s): a request sent on a connection the server is closing at that moment is lost.
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0, keepalive_timeout=4)
         self._session = aiohttp.ClientSession(
             connector=connector,
             headers={"User-Agent": USER_AGENT},

@@ -213,6 +213,11 @@ def bench_concurrent(system: System, args, headers) -> bool:
         f"{args.runs - len(runs) + sum(result.failures.values())} lost, {len(duplicated)} with a step count or "
         f"agent call count other than 3"
     )
+    for run in [r for r in runs if r["status"] != "COMPLETED" or r in duplicated][:5]:  # why, not only how many
+        print(
+            f"    run {run['id']}: {run['status']}, {step_counts[run['id']]} steps, {calls.get(run['id'], 0)} calls: "
+            f"{run.get('error_message') or '-'}"
+        )
     steps = sum(step_counts.values())
     print(f"    all finished {elapsed:.1f} s after the first request: {steps / elapsed:.0f} steps/s (target: >= 500)")
     per_step = ", ".join(f"{name} {seconds / max(steps, 1) * 1000:.1f}" for name, seconds in cpu.items())

@@ -96,26 +96,39 @@ def rows_of(model, where: str, params: list, *, omit: tuple[str, ...] = (), tail
 
 def the_rows(*lookups: tuple) -> list:
     """`the_row(model, where, params, omit=..., tail=...)` of each lookup, a tuple of those five, in one
-    round trip on PostgreSQL: the SELECTs go as one query string (Django's default client-side binding)
-    and run one after the other, each with a snapshot of its own, so a SELECT after a row lock sees
-    what the lock waited for, as it would in a query of its own. Elsewhere each is its own query."""
-    cursor = connection.cursor()
-    with cursor:
-        if connection.vendor != "postgresql" or not isinstance(cursor.cursor, psycopg.ClientCursor):
-            return [the_row(model, where, params, omit=omit, tail=tail) for model, where, params, omit, tail in lookups]
-        cursor.execute(
-            ";\n".join(_select(model, where, omit, tail, "") for model, where, _, omit, tail in lookups),
-            [value for _, _, params, _, _ in lookups for value in params],
-        )
-        found = []
-        for index, (model, _, _, omit, _) in enumerate(lookups):
-            if index:
-                cursor.nextset()
-            row = cursor.fetchone()
-            found.append(
-                None if row is None else _instance(model, _shape(model, omit), row, connections[DEFAULT_DB_ALIAS])
+    round trip on PostgreSQL: the SELECTs go as one query string (Django's default client-side binding;
+    with server-side binding, in pipeline mode) and run one after the other, each with a snapshot of its
+    own, so a SELECT after a row lock sees what the lock waited for, as it would in a query of its own.
+    Elsewhere each is its own query."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.vendor != "postgresql":
+        return [the_row(model, where, params, omit=omit, tail=tail) for model, where, params, omit, tail in lookups]
+    if server_side_binding(db):
+        cursors = []
+        with db.wrap_database_errors, db.connection.pipeline():
+            for model, where, params, omit, tail in lookups:
+                cursor = db.cursor()
+                cursor.execute(_select(model, where, omit, tail, ""), params)
+                cursors.append(cursor)
+        rows = []
+        for cursor in cursors:
+            rows.append(cursor.fetchone())
+            cursor.close()
+    else:
+        with db.cursor() as cursor:
+            cursor.execute(
+                ";\n".join(_select(model, where, omit, tail, "") for model, where, _, omit, tail in lookups),
+                [value for _, _, params, _, _ in lookups for value in params],
             )
-        return found
+            rows = []
+            for index in range(len(lookups)):
+                if index:
+                    cursor.nextset()
+                rows.append(cursor.fetchone())
+    return [
+        None if row is None else _instance(model, _shape(model, omit), row, db)
+        for (model, _, _, omit, _), row in zip(lookups, rows, strict=True)
+    ]
 
 
 class _Shape(typing.NamedTuple):
@@ -211,10 +224,10 @@ def rows_insert_together(*groups: list) -> None:
         fields, sql = _insert(type(chunk[0]), len(chunk))
         statements.append(sql)
         params += [f.get_db_prep_save(f.pre_save(obj, True), db) for obj in chunk for f in fields]
+    if len(statements) > 1 and server_side_binding(db):
+        _pipelined(db, chunks, params)
+        return
     with db.cursor() as cursor:
-        if len(statements) > 1 and not isinstance(cursor.cursor, psycopg.ClientCursor):
-            _one_by_one(cursor, chunks, params)
-            return
         cursor.execute(";\n".join(statements), params)
         for index, chunk in enumerate(chunks):
             if index:
@@ -261,13 +274,29 @@ def _loaded(model, deferred: frozenset) -> list[str]:
     return [f.attname for f in model._meta.concrete_fields if not f.primary_key and f.attname not in deferred]
 
 
-def _one_by_one(cursor, chunks: list, params: list) -> None:
-    for chunk in chunks:
-        fields, sql = _insert(type(chunk[0]), len(chunk))
-        count = len(fields) * len(chunk)
-        cursor.execute(sql, params[:count])
-        params = params[count:]
+def server_side_binding(db) -> bool:
+    """Whether the connection sends parameters apart from the SQL (`DATABASE_SERVER_SIDE_BINDING`): a
+    query string then holds one statement only."""
+    if db.vendor != "postgresql":
+        return False
+    db.ensure_connection()
+    return not issubclass(db.connection.cursor_factory, psycopg.ClientCursor)
+
+
+def _pipelined(db, chunks: list, params: list) -> None:
+    """The INSERTs in psycopg's pipeline mode: each its own (prepared) statement, one round trip."""
+    cursors = []
+    with db.wrap_database_errors, db.connection.pipeline():
+        for chunk in chunks:
+            fields, sql = _insert(type(chunk[0]), len(chunk))
+            count = len(fields) * len(chunk)
+            cursor = db.cursor()
+            cursor.execute(sql, params[:count])
+            params = params[count:]
+            cursors.append(cursor)
+    for chunk, cursor in zip(chunks, cursors, strict=True):
         _keys_set(chunk, cursor.fetchall())
+        cursor.close()
 
 
 def _keys_set(chunk: list, keys: list) -> None:

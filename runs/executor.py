@@ -59,7 +59,7 @@ def handling(topic: str, message: dict, headers):
 
 
 def execution_request_handle(message: dict) -> None:
-    run = locked_run(message.get("run_id"))
+    run = locked_run(message.get("run_id"), large=True)
     if run is None:
         log.warning("execution request for unknown run %s ignored", message.get("run_id"))
         return

@@ -27,12 +27,14 @@ def unit_of_work(sent: list):
     sent.extend(collected)
 
 
-def locked_run(run_id) -> Run | None:
-    """The run, locked for the rest of the transaction; None for an id that is not a run's."""
+def locked_run(run_id, *, large: bool = False) -> Run | None:
+    """The run, locked for the rest of the transaction; None for an id that is not a run's. Its input
+    and output are left unread (they can be large) unless `large`: a run that starts needs its input
+    at once (its event and its first steps), and reading it with the lock saves a query."""
     run_id = _run_uuid(run_id)
     if run_id is None:
         return None
-    return the_row(Run, '"id" = %s', [run_id], omit=RUN_LARGE_FIELDS, tail=for_update())
+    return the_row(Run, '"id" = %s', [run_id], omit=() if large else RUN_LARGE_FIELDS, tail=for_update())
 
 
 def locked_run_and_step(run_id, correlation_id: str) -> tuple[Run | None, StepExecution | None]:

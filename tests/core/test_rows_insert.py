@@ -1,6 +1,7 @@
 """`core.db.rows_insert`: the engine's bulk inserts with SQL built once, as bulk_create would write them;
 `core.db.the_row_with`: a lookup joined to one relation, as select_related would read it."""
 
+import contextlib
 import threading
 import time
 
@@ -9,7 +10,15 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from core.db import INSERT_CHUNK, rows_insert, rows_insert_together, the_row, the_row_with, the_rows
+from core.db import (
+    INSERT_CHUNK,
+    rows_insert,
+    rows_insert_together,
+    server_side_binding,
+    the_row,
+    the_row_with,
+    the_rows,
+)
 from core.models import ApiKey, OutboxMessage
 from core.roles import Role
 from core.services import api_key_create
@@ -52,10 +61,12 @@ def test_rows_of_several_models_go_together_in_one_round_trip_each_with_its_keys
     logs = [RunLog(run=run, message=f"m{i}", source="executor", data={"i": i}) for i in range(INSERT_CHUNK + 2)]
     events = [Event(type="step.running", run_id=run.id, workflow_id=run.workflow_id, data={"n": 1})]
     message = OutboxMessage(topic="t", key="k", payload={"a": "%s;'"}, next_attempt_at=logs[0].timestamp)
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(connection) as queries, pipelines_counted() as pipelines:
         rows_insert_together(logs, [], events, [message])
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    if connection.vendor == "postgresql":  # elsewhere it is bulk_create, per model and batch
+    if server_side_binding(connection):  # a statement per chunk, all in one pipeline: one round trip
+        assert len(inserts) == 4 and pipelines == [1]
+    elif connection.vendor == "postgresql":  # one query string; elsewhere bulk_create, per model and batch
         assert len(inserts) == 1
     assert len({entry.pk for entry in logs}) == len(logs) and all(not e._state.adding for e in logs)
     assert RunLog.objects.get(pk=logs[-1].pk).message == f"m{INSERT_CHUNK + 1}"
@@ -64,26 +75,54 @@ def test_rows_of_several_models_go_together_in_one_round_trip_each_with_its_keys
     rows_insert_together([], [])  # nothing to insert: no query
 
 
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="server-side binding is PostgreSQL's")
-def test_with_server_side_binding_the_rows_go_one_insert_at_a_time(settings):
-    from django.db.backends.postgresql.base import ServerBindingCursor
+@contextlib.contextmanager
+def pipelines_counted():
+    """How many times psycopg's pipeline mode was entered on this connection (PostgreSQL only)."""
+    entered: list = []
+    if connection.vendor != "postgresql":
+        yield entered
+        return
+    connection.ensure_connection()
+    raw = connection.connection
+    original = raw.pipeline
+
+    def counted():
+        entered.append(1)
+        return original()
+
+    raw.pipeline = counted
+    try:
+        yield entered
+    finally:
+        del raw.pipeline
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the binding is PostgreSQL's")
+@pytest.mark.parametrize("server_side", [True, False])
+def test_either_binding_sends_the_rows_and_reads_in_one_round_trip(server_side):
+    from django.db.backends.postgresql.base import Cursor, ServerBindingCursor
 
     run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "x"}, user=None)
+    connection.ensure_connection()
     raw = connection.connection
-    factory, raw.cursor_factory = raw.cursor_factory, ServerBindingCursor
+    factory, raw.cursor_factory = raw.cursor_factory, ServerBindingCursor if server_side else Cursor
     try:
         logs = [RunLog(run=run, message="a", source="executor"), RunLog(run=run, message="b", source="api")]
         events = [Event(type="step.running", run_id=run.id, workflow_id=run.workflow_id, data={})]
-        with CaptureQueriesContext(connection) as queries:
+        with CaptureQueriesContext(connection) as queries, pipelines_counted() as pipelines:
             rows_insert_together(logs, events)
-        with CaptureQueriesContext(connection) as reads:
+        with CaptureQueriesContext(connection) as reads, pipelines_counted() as read_pipelines:
             found = the_rows(
                 (RunLog, '"id" = %s', [logs[0].pk], (), "LIMIT 1"), (Event, '"id" = %s', [events[0].pk], (), "LIMIT 1")
             )
     finally:
         raw.cursor_factory = factory
-    assert len([q for q in queries.captured_queries if q["sql"].startswith("INSERT")]) == 2
-    assert len(reads.captured_queries) == 2 and [row.pk for row in found] == [logs[0].pk, events[0].pk]
+    inserts = [q for q in queries.captured_queries if q["sql"].startswith("INSERT")]
+    # Server-side: one statement each, pipelined; client-side: one query string holding both.
+    assert (len(inserts), pipelines, len(reads.captured_queries), read_pipelines) == (
+        (2, [1], 2, [1]) if server_side else (1, [], 1, [])
+    )
+    assert [row.pk for row in found] == [logs[0].pk, events[0].pk]
     assert [RunLog.objects.get(pk=e.pk).message for e in logs] == ["a", "b"] and Event.objects.get(pk=events[0].pk)
 
 
@@ -151,9 +190,11 @@ def test_the_rows_of_several_lookups_are_what_the_row_reads_in_one_round_trip():
         (StepExecution, '"run_id" = %s AND "correlation_id" = %s', [run.pk, step.correlation_id], (), "LIMIT 1"),
         (StepExecution, '"correlation_id" = %s', ["no such id"], (), "LIMIT 1"),
     ]
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(connection) as queries, pipelines_counted() as pipelines:
         found = the_rows(*lookups)
-    if connection.vendor == "postgresql":
+    if server_side_binding(connection):
+        assert len(queries.captured_queries) == 3 and pipelines == [1]
+    elif connection.vendor == "postgresql":
         assert len(queries.captured_queries) == 1
     expected = [the_row(model, where, params, omit=omit, tail=tail) for model, where, params, omit, tail in lookups]
     assert found[2] is None and expected[2] is None

@@ -10,6 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from agents.models import Agent
+from core.db import server_side_binding
 from core.models import OutboxMessage
 from core.outbox import outbox_relay_pending
 from runs.choices import RunStatus, StepStatus
@@ -90,7 +91,13 @@ def test_a_result_writes_its_logs_events_and_outbox_rows_in_one_round_trip():
     with CaptureQueriesContext(connection) as queries:
         [task2] = tasks(result(task, {"text": "y"}))
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("INSERT")]
-    if connection.vendor == "postgresql":  # the next step's row, then the three tables together
+    if server_side_binding(
+        connection
+    ):  # one statement each, the three in one pipeline (tests/core/test_rows_insert.py)
+        tables = [sql.split(" (")[0].removeprefix("INSERT INTO ") for sql in inserts]
+        assert tables[0] == '"runs_stepexecution"'
+        assert sorted(tables[1:]) == ['"core_outboxmessage"', '"runs_event"', '"runs_runlog"']
+    elif connection.vendor == "postgresql":  # the next step's row, then the three tables together
         assert [sql.split(" (")[0] for sql in inserts] == [
             'INSERT INTO "runs_stepexecution"',
             'INSERT INTO "runs_runlog"',
@@ -99,6 +106,18 @@ def test_a_result_writes_its_logs_events_and_outbox_rows_in_one_round_trip():
     assert task2["step_id"] == "s2"
     assert RunLog.objects.filter(run=run, message="Step 's1' completed").exists()
     assert run.events.filter(type="step.completed").count() == 1
+
+
+def test_a_run_that_starts_reads_its_row_once_with_its_input():
+    run = run_execute(workflow=workflow_with_agents("a", "b"), input_data={"text": "x"}, user=None)
+    with CaptureQueriesContext(connection) as queries:
+        [task] = tasks(start(run))
+    run_reads = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT") and 'FROM "runs_run"' in q["sql"]
+    ]
+    assert len(run_reads) == 1 and '"input_data"' in run_reads[0]  # the lock; the run.running event needs no more
+    assert task["input_data"] == {"text": "x"}
+    assert fresh(run).events.filter(type="run.running").get().data["input_data"] == {"text": "x"}
 
 
 def test_the_agents_task_and_context_ids_are_stored_with_the_results_own_update():
@@ -317,12 +336,9 @@ def test_rows_a_writer_relays_itself_are_left_to_it_for_longer_than_a_send_can_t
     assert task_row.next_attempt_at >= before + timedelta(seconds=30)
 
 
-def test_a_starting_run_reads_its_input_and_output_for_its_event_in_one_query():
+def test_a_starting_run_has_its_input_and_output_in_its_event():
     run = run_execute(workflow=workflow_with_agents("a"), input_data={"text": "big"}, user=None)
-    with CaptureQueriesContext(connection) as queries:
-        start(run)
-    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "id", "input_data"')]
-    assert len(reads) == 1 and '"output_data"' in reads[0]  # both at once, not one query each
+    start(run)  # read with the run's lock (test_a_run_that_starts_reads_its_row_once_with_its_input)
     event = run.events.get(type="run.running")
     assert event.data["input_data"] == {"text": "big"} and event.data["output_data"] is None
     assert event.data["status"] == "RUNNING" and event.data["started_at"]
