@@ -138,8 +138,13 @@ class CircuitBreakers:
         task.add_done_callback(self.written.discard)
 
     async def successes_write(self) -> None:
-        """Writes the successes counted so far (the bridge calls it on its way out too)."""
+        """Writes the successes counted so far (the bridge calls it on its way out too), after the writes
+        already under way: on the way out, returning before them let the loop's end cut them off."""
         pending, self.successes = self.successes, defaultdict(lambda: defaultdict(int))
+        current = asyncio.current_task()
+        earlier = [task for task in self.written if task is not current]  # none waits for a later one
+        if earlier:
+            await asyncio.gather(*earlier, return_exceptions=True)
         for key, counts in pending.items():
             try:
                 await self.run(circuit_successes, key, self.configs[key], dict(counts), time.time())

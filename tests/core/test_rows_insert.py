@@ -1,7 +1,6 @@
 """`core.db.rows_insert`: the engine's bulk inserts with SQL built once, as bulk_create would write them;
 `core.db.the_row_with`: a lookup joined to one relation, as select_related would read it."""
 
-import contextlib
 import threading
 import time
 
@@ -25,6 +24,7 @@ from core.services import api_key_create
 from runs.models import Event, RunLog
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents
+from tests.support.pipelines import pipelines_counted
 
 pytestmark = pytest.mark.django_db
 
@@ -73,28 +73,6 @@ def test_rows_of_several_models_go_together_in_one_round_trip_each_with_its_keys
     assert Event.objects.get(pk=events[0].pk).data == {"n": 1}
     assert OutboxMessage.objects.get(pk=message.pk).payload == {"a": "%s;'"}  # quoting survives the batch
     rows_insert_together([], [])  # nothing to insert: no query
-
-
-@contextlib.contextmanager
-def pipelines_counted():
-    """How many times psycopg's pipeline mode was entered on this connection (PostgreSQL only)."""
-    entered: list = []
-    if connection.vendor != "postgresql":
-        yield entered
-        return
-    connection.ensure_connection()
-    raw = connection.connection
-    original = raw.pipeline
-
-    def counted():
-        entered.append(1)
-        return original()
-
-    raw.pipeline = counted
-    try:
-        yield entered
-    finally:
-        del raw.pipeline
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the binding is PostgreSQL's")

@@ -7,12 +7,14 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from audit.models import AuditEvent
+from core.db import server_side_binding
 from core.models import OutboxMessage
 from core.outbox import _notify_worker
 from runs.choices import RunStatus
 from runs.models import Event, Run, RunLog, StepExecution
 from runs.services import run_execute
 from tests.runs.helpers import workflow_with_agents
+from tests.support.pipelines import pipelines_counted
 from workflows.services import workflow_delete, workflow_update
 
 pytestmark = pytest.mark.django_db
@@ -200,13 +202,20 @@ def test_one_relay_request_per_transaction(operator, django_capture_on_commit_ca
 
 def test_an_execute_writes_its_five_rows_in_one_round_trip(operator, django_capture_on_commit_callbacks):
     workflow = workflow_with_agents("a")
-    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks() as callbacks:
+    with (
+        CaptureQueriesContext(connection) as queries,
+        django_capture_on_commit_callbacks() as callbacks,
+        pipelines_counted() as pipelines,
+    ):
         response = execute(operator, workflow)
     assert response.status_code == 202
     run = Run.objects.get(pk=response.json()["id"])
     inserts = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().startswith("INSERT")]
-    if connection.vendor == "postgresql":  # elsewhere each model has its bulk_create
+    if server_side_binding(connection):  # a statement each, all in one pipeline: one round trip
+        assert len(inserts) == 5 and pipelines == [1]
+    elif connection.vendor == "postgresql":  # one query string; elsewhere each model has its bulk_create
         assert len(inserts) == 1
+    if connection.vendor == "postgresql":
         # The agents' statuses and the webhook endpoints: their versions read together, once.
         assert len([q for q in queries.captured_queries if "core_tableversion" in q["sql"]]) == 1
     assert RunLog.objects.filter(run=run, source="api").count() == 1
