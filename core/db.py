@@ -104,16 +104,11 @@ def the_rows(*lookups: tuple) -> list:
     if db.vendor != "postgresql":
         return [the_row(model, where, params, omit=omit, tail=tail) for model, where, params, omit, tail in lookups]
     if server_side_binding(db):
-        cursors = []
-        with db.wrap_database_errors, db.connection.pipeline():
-            for model, where, params, omit, tail in lookups:
-                cursor = db.cursor()
-                cursor.execute(_select(model, where, omit, tail, ""), params)
-                cursors.append(cursor)
         rows = []
-        for cursor in cursors:
-            rows.append(cursor.fetchone())
-            cursor.close()
+        statements = [(_select(model, where, omit, tail, ""), params) for model, where, params, omit, tail in lookups]
+        for cursor in _pipelined(db, statements):
+            with cursor:
+                rows.append(cursor.fetchone())
     else:
         with db.cursor() as cursor:
             cursor.execute(
@@ -219,17 +214,20 @@ def rows_insert_together(*groups: list) -> None:
             type(objs[0])._default_manager.bulk_create(objs)
         return
     chunks = [objs[start : start + INSERT_CHUNK] for objs in groups for start in range(0, len(objs), INSERT_CHUNK)]
-    statements, params = [], []
+    statements = []
     db = connections[DEFAULT_DB_ALIAS]  # not the proxy: it costs a context-local lookup per value
     for chunk in chunks:
         fields, sql = _insert(type(chunk[0]), len(chunk))
-        statements.append(sql)
-        params += [f.get_db_prep_save(f.pre_save(obj, True), db) for obj in chunk for f in fields]
+        statements.append((sql, [f.get_db_prep_save(f.pre_save(obj, True), db) for obj in chunk for f in fields]))
     if len(statements) > 1 and server_side_binding(db):
-        _pipelined(db, chunks, params)
+        for chunk, cursor in zip(chunks, _pipelined(db, statements), strict=True):
+            with cursor:
+                _keys_set(chunk, cursor.fetchall())
         return
     with db.cursor() as cursor:
-        cursor.execute(";\n".join(statements), params)
+        cursor.execute(
+            ";\n".join(sql for sql, _ in statements), [value for _, params in statements for value in params]
+        )
         for index, chunk in enumerate(chunks):
             if index:
                 cursor.nextset()
@@ -284,20 +282,16 @@ def server_side_binding(db) -> bool:
     return not issubclass(db.connection.cursor_factory, psycopg.ClientCursor)
 
 
-def _pipelined(db, chunks: list, params: list) -> None:
-    """The INSERTs in psycopg's pipeline mode: each its own (prepared) statement, one round trip."""
+def _pipelined(db, statements: list[tuple[str, list]]) -> list:
+    """Each (sql, params) its own (prepared) statement, all sent in psycopg's pipeline mode: one round
+    trip. Returns a cursor per statement, holding its result, for the caller to read and close."""
     cursors = []
     with db.wrap_database_errors, db.connection.pipeline():
-        for chunk in chunks:
-            fields, sql = _insert(type(chunk[0]), len(chunk))
-            count = len(fields) * len(chunk)
+        for sql, params in statements:
             cursor = db.cursor()
-            cursor.execute(sql, params[:count])
-            params = params[count:]
+            cursor.execute(sql, params)
             cursors.append(cursor)
-    for chunk, cursor in zip(chunks, cursors, strict=True):
-        _keys_set(chunk, cursor.fetchall())
-        cursor.close()
+    return cursors
 
 
 def _keys_set(chunk: list, keys: list) -> None:
